@@ -1,0 +1,190 @@
+"""Typed experiment configuration.
+
+An experiment file under ``configs/`` defines ``get_config(preset) -> TrainConfig``; a run is
+named ``configs/NAME.py:PRESET`` and may be adjusted with ``key=value`` overrides
+(``optim.learning_rate=3e-4``, ``data.task=norm_vs_mi``). The resolved config is written as
+``config.json`` into every run folder and read back on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where records come from and how they are prepared.
+
+    ``source``: 'ptbxl' (a PhysioNet-layout folder in ``root``), 'synthetic' (generated in
+    memory: ``synthetic_n`` records with ``seed``) or 'auto' (PTB-XL if ``root`` is given or
+    the environment variable ``IMN_PTBXL`` names a folder, synthetic otherwise).
+    """
+
+    source: str = "auto"
+    root: str | None = None
+    task: str = "superdiagnostic"
+    sampling_rate: int = 100
+    normalization: str = "zscore"  # 'zscore' (paper), 'standard' (benchmark) or 'none'
+    crop_seconds: float | None = None  # random training crops; None trains on whole records
+    eval_window_seconds: float | None = None  # sliding windows at evaluation (crop-trained)
+    eval_stride_seconds: float | None = None
+    eval_aggregation: str = "max"
+    train_folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    validation_folds: tuple[int, ...] = (9,)
+    test_folds: tuple[int, ...] = (10,)
+    synthetic_n: int = 2000
+    max_records: int | None = None  # cap per split, for smoke tests
+
+    def resolved_source(self) -> tuple[str, str | None]:
+        """('ptbxl', root) or ('synthetic', None) after applying the 'auto' rule."""
+        if self.source == "synthetic":
+            return "synthetic", None
+        root = self.root or os.environ.get("IMN_PTBXL")
+        if self.source == "ptbxl" and not root:
+            raise ValueError("data.source='ptbxl' needs data.root or the IMN_PTBXL environment variable")
+        if self.source not in ("auto", "ptbxl"):
+            raise ValueError(f"unknown data.source {self.source!r}; expected 'auto', 'ptbxl' or 'synthetic'")
+        return ("ptbxl", root) if root else ("synthetic", None)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str = "imn"
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "step"  # 'step' (paper: x0.1 every 10 epochs), 'cosine', 'onecycle', 'constant'
+    step_epochs: int = 10
+    step_factor: float = 0.1
+    warmup_epochs: float = 0.0
+    grad_clip_norm: float | None = None
+    weight_l1: float = 1e-4  # lambda for IMN's mean|W| penalty; ignored for other models
+    pos_weight: bool = True  # BCE pos_weight = n_neg / n_pos from the training split
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    epochs: int = 100
+    patience: int | None = 10  # early stopping on validation macro AUROC
+    seed: int = 0
+    compute_dtype: str = "float32"  # 'bfloat16' for mixed precision on GPU/TPU
+    log_every_steps: int = 50
+    max_steps_per_epoch: int | None = None  # for smoke tests
+    bootstrap_samples: int = 1000
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _from_dict(cls: type, data: dict[str, Any]):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in names:
+            raise ValueError(f"unknown config field {cls.__name__}.{key}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _from_dict(hint, value)
+        else:
+            kwargs[key] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Convert a JSON or command-line value to the field's declared type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(value, options[0], name)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(v, item, name) for v in value)
+    if origin is dict:
+        return json.loads(value) if isinstance(value, str) else dict(value)
+    if hint is bool:
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{name}: expected true or false, got {value!r}")
+            return value.lower() in ("true", "1")
+        return bool(value)
+    if hint in (int, float, str):
+        return hint(value)
+    return value
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Apply ``section.field=value`` strings; unknown keys are an error, not ignored."""
+    data = config.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"unknown config key {key!r}")
+            node = node[part]
+        if parts[-1] not in node and not (len(parts) >= 2 and parts[-2] == "overrides"):
+            raise ValueError(f"unknown config key {key!r}")
+        if parts[-2:-1] == ["overrides"]:
+            try:
+                node[parts[-1]] = json.loads(value)
+            except json.JSONDecodeError:
+                node[parts[-1]] = value
+        else:
+            node[parts[-1]] = value
+    return TrainConfig.from_dict(data)
+
+
+def load_config(spec: str, overrides: list[str] | None = None) -> TrainConfig:
+    """Load ``path/to/file.py:preset`` (preset defaults to 'quick') and apply overrides."""
+    path, _, preset = spec.partition(":")
+    preset = preset or "quick"
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} not found")
+    spec_obj = importlib.util.spec_from_file_location(f"imn_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec_obj)
+    assert spec_obj.loader is not None
+    spec_obj.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{file} defines no get_config(preset)")
+    config = module.get_config(preset)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{file}:get_config({preset!r}) returned {type(config).__name__}, not TrainConfig")
+    return apply_overrides(config, overrides or [])
