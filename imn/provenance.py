@@ -1,0 +1,87 @@
+"""Provenance of a run: code version, package versions, device and data identity.
+
+Written as ``provenance.json`` next to every run's ``config.json`` so that a table or figure
+can be traced back to the exact code, data and machine that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = ("ecg-imn", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "wfdb")
+
+
+def git_state(repo: str | Path | None = None) -> dict[str, Any]:
+    """Commit hash and whether the working tree had uncommitted changes."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent
+
+    def run(*args: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def device_info() -> dict[str, Any]:
+    import jax
+
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "host": platform.node(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_identity(source: str, root: str | None, records: int, label_file: str | Path | None) -> dict[str, Any]:
+    """What data a run saw: source, folder, record count and a checksum of the label file."""
+    info: dict[str, Any] = {"source": source, "root": str(Path(root).absolute()) if root else None,
+                            "records": records}
+    if label_file is not None and Path(label_file).is_file():
+        info["label_file"] = str(label_file)
+        info["label_file_sha256"] = file_sha256(label_file)
+    return info
+
+
+def collect(data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": device_info(),
+        "data": data or {},
+    }
