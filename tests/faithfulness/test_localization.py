@@ -1,0 +1,128 @@
+"""Localisation metrics against hand-computed values and sklearn / scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+from sklearn.metrics import roc_auc_score
+
+from imn.faithfulness import (
+    mask_auroc,
+    pointing_game,
+    rank_correlation,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+)
+from imn.faithfulness.localization import midranks
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Five records of 4 samples x 2 leads (values chosen so every score is hand-checkable).
+
+    0: a generic record; 1: empty mask; 2: all-zero attribution; 3: the maximum is tied
+    between a mask sample and a non-mask sample; 4: only negative relevance.
+    """
+    a = np.zeros((5, 4, 2), np.float32)
+    m = np.zeros((5, 4, 2), bool)
+    a[0] = [[0.1, 0.5], [0.9, -1.0], [0.0, 0.2], [0.3, 0.0]]
+    m[0, 1, 0] = m[0, 2, 1] = True
+    a[1] = a[0]
+    m[2, 0, 0] = m[2, 3, 1] = True
+    a[3] = [[0.7, 0.0], [0.0, 0.0], [0.0, 0.7], [0.1, 0.0]]
+    m[3, 0, 0] = True
+    a[4] = -np.abs(a[0]) - 0.1
+    m[4] = m[0]
+    return a, m
+
+
+def test_pointing_game(tiny):
+    a, m = tiny
+    np.testing.assert_array_equal(np.asarray(pointing_game(a, m)), [1.0, np.nan, 0.0, 0.5, 0.0])
+    # |a| peaks at (1, 1) = -1.0, outside the mask; one sample of tolerance along time
+    # reaches the mask sample (2, 1).
+    np.testing.assert_array_equal(np.asarray(pointing_game(a, m, absolute=True))[[0, 4]],
+                                  [0.0, 0.0])
+    np.testing.assert_array_equal(
+        np.asarray(pointing_game(a, m, absolute=True, tolerance=1))[[0, 4]], [1.0, 1.0]
+    )
+
+
+def test_relevance_mass_accuracy(tiny):
+    a, m = tiny
+    got = np.asarray(relevance_mass_accuracy(a, m))
+    # Positive relevance: total 0.1+0.5+0.9+0.2+0.3 = 2.0, inside 0.9+0.2 = 1.1.
+    # Record 3: 0.7 of 0.7 + 0.7 + 0.1.
+    np.testing.assert_allclose(got, [0.55, np.nan, 0.0, 0.7 / 1.5, 0.0], rtol=1e-6)
+    got_abs = np.asarray(relevance_mass_accuracy(a, m, absolute=True))
+    np.testing.assert_allclose(got_abs[0], 1.1 / 3.0, rtol=1e-6)
+    # Record 4: |a| = |a0| + 0.1 everywhere: (1.0 + 0.3) / (3.0 + 0.8).
+    np.testing.assert_allclose(got_abs[4], 1.3 / 3.8, rtol=1e-6)
+
+
+def test_relevance_rank_accuracy(tiny):
+    a, m = tiny
+    got = np.asarray(relevance_rank_accuracy(a, m))
+    # 0: K = 2, top two 0.9 (in) and 0.5 (out). 2: all 8 tie, K = 2: each gets 2/8 of a
+    # place, 2 mask samples -> 2 * 0.25 / 2. 3: K = 1, the 0.7 tie shares one place: 1/2.
+    # 4: K = 2, the top two are the -0.1 tie at (2, 0) and (3, 1), both outside the mask.
+    np.testing.assert_allclose(got, [0.5, np.nan, 0.25, 0.5, 0.0], rtol=1e-6)
+    got_abs = np.asarray(relevance_rank_accuracy(a, m, absolute=True))
+    np.testing.assert_allclose(got_abs[0], 0.5, rtol=1e-6)  # 1.0 (out), 0.9 (in)
+
+
+def test_mask_auroc_hand_values(tiny):
+    a, m = tiny
+    got = np.asarray(mask_auroc(a, m, absolute=False))
+    # 2: all relevance 0 -> ties -> 0.5. 3: the positive (0.7) beats 6 negatives, ties 1.
+    np.testing.assert_allclose(got[[1, 2, 3]], [np.nan, 0.5, 6.5 / 7], rtol=1e-6)
+    full = np.ones((1, 4, 2), bool)
+    assert np.isnan(np.asarray(mask_auroc(a[:1], full))[0])
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_mask_auroc_equals_sklearn(absolute):
+    rng = np.random.default_rng(0)
+    a = np.round(rng.normal(size=(6, 50, 12)), 1).astype(np.float32)  # ties
+    m = rng.uniform(size=a.shape) < np.linspace(0.02, 0.6, 6)[:, None, None]
+    m[:, 10:20, 3] = True
+    a[m] += 0.3  # informative on average
+    got = np.asarray(mask_auroc(a, m, absolute=absolute))
+    score = np.abs(a) if absolute else np.maximum(a, 0)
+    for b in range(6):
+        want = roc_auc_score(m[b].ravel(), score[b].ravel())
+        np.testing.assert_allclose(got[b], want, atol=1e-6)
+
+
+def test_mask_auroc_precision_at_500_hz():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(1, 5000, 12)).astype(np.float32)
+    m = np.zeros(a.shape, bool)
+    m[0, 1000:3500] = True  # 30 000 positives, 30 000 negatives
+    a[m] += 0.1
+    want = roc_auc_score(m.ravel(), np.abs(a).ravel())
+    np.testing.assert_allclose(np.asarray(mask_auroc(a, m))[0], want, atol=1e-5)
+
+
+def test_midranks_and_rank_correlation_match_scipy():
+    rng = np.random.default_rng(2)
+    a = np.round(rng.normal(size=(3, 40, 12)), 1).astype(np.float32)
+    b = (a + np.round(rng.normal(size=a.shape), 1)).astype(np.float32)
+    np.testing.assert_array_equal(
+        np.asarray(midranks(a.reshape(3, -1))),
+        np.stack([scipy.stats.rankdata(row) for row in a.reshape(3, -1)]),
+    )
+    for absolute in (True, False):
+        got = np.asarray(rank_correlation(a, b, absolute=absolute))
+        f = np.abs if absolute else (lambda v: v)
+        want = [scipy.stats.spearmanr(f(a[i]).ravel(), f(b[i]).ravel())[0] for i in range(3)]
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_rejects_mismatched_shapes(tiny):
+    a, m = tiny
+    with pytest.raises(ValueError, match="mask must have"):
+        pointing_game(a, m[:, :2])
+    with pytest.raises(ValueError, match="batch, time, lead"):
+        mask_auroc(a[0], m[0])
