@@ -1,0 +1,191 @@
+"""The ``imn`` command: a thin argument parser over the library's entry points.
+
+Each subcommand only parses its arguments and calls one library function, so everything it
+does is also reachable (and tested) from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from imn.data.dataset import SUPPORTED_SAMPLING_RATES, EcgDataError
+
+
+def _is_synthetic_folder(root: Path) -> bool:
+    return any(root.glob("evidence_*.npz"))
+
+
+def _load_any(root: Path, task: str, sampling_rate: int, progress: bool = True):
+    """A PTB-XL-layout folder: the synthetic benchmark (with evidence) or real PTB-XL."""
+    from imn.data.ptbxl import load_ptbxl
+    from imn.data.synthetic import load_synthetic
+
+    if _is_synthetic_folder(root):
+        return load_synthetic(root, sampling_rate=sampling_rate)
+    return load_ptbxl(root, task, sampling_rate=sampling_rate, progress=progress)
+
+
+def _available_rates(root: Path) -> list[int]:
+    return [rate for rate in SUPPORTED_SAMPLING_RATES if (root / f"records{rate}").is_dir()]
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from imn.data.ptbxl import TASKS
+
+    root = Path(args.root)
+    rates = _available_rates(root)
+    if not rates:
+        raise EcgDataError(f"{root}: no records100/ or records500/ folder; is this a PTB-XL-layout folder?")
+    rate = args.sampling_rate or rates[0]
+    synthetic = _is_synthetic_folder(root)
+    print(f"{root}: {'synthetic benchmark' if synthetic else 'PTB-XL layout'}; "
+          f"sampling rates present: {', '.join(f'{r} Hz' for r in rates)}")
+    tasks = ["superdiagnostic"] if synthetic else (args.task or list(TASKS))
+    for task in tasks:
+        started = time.perf_counter()
+        dataset = _load_any(root, task, rate)
+        print(dataset.summary())
+        print(f"  (loaded in {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from imn.data.synthetic import make_synthetic, write_synthetic
+
+    started = time.perf_counter()
+    dataset = make_synthetic(args.n, sampling_rate=args.sampling_rate, seed=args.seed)
+    generated = time.perf_counter() - started
+    out = write_synthetic(dataset, args.out)
+    print(f"generated {len(dataset)} synthetic ECGs in {generated:.1f} s; wrote {out}")
+    print(dataset.summary())
+    return 0
+
+
+def cmd_data_plot(args: argparse.Namespace) -> int:
+    from imn.plots.ecg import plot_ecg
+
+    root = Path(args.root)
+    dataset = _load_any(root, args.task, args.sampling_rate, progress=False)
+    if not 0 <= args.index < len(dataset):
+        raise EcgDataError(f"{root}: index {args.index} is outside 0..{len(dataset) - 1}")
+    record = dataset.subset([args.index])
+    present = [name for name, flag in zip(dataset.classes, record.labels[0]) if flag > 0]
+    overlay = None
+    if record.evidence is not None:
+        # Classes whose evidence is the whole record (NORM, a rhythm) would shade everything
+        # and hide the localised evidence; shade only classes with localised masks.
+        local = [k for k in range(dataset.num_classes) if record.evidence[0, k].mean() < 0.5]
+        overlay = record.evidence[0, local].any(axis=0)
+        shaded = [dataset.classes[k] for k in local if record.evidence[0, k].any()]
+        if not overlay.any():
+            overlay = None
+    title = f"ecg_id {int(record.ecg_ids[0])}: {', '.join(present) or 'no label'}"
+    label = f"planted evidence of {', '.join(shaded)}" if overlay is not None else ""
+    plot_ecg(record.signals[0], dataset.sampling_rate, overlay=overlay,
+             overlay_label=label, title=title, out=args.out, layout=args.layout)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _setup_logging() -> None:
+    import logging
+
+    # The project's own logger gets its own handler: absl (imported by Orbax) puts a handler
+    # on the root logger first, which would make logging.basicConfig a silent no-op.
+    logger = logging.getLogger("imn")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from imn.train.config import load_config
+    from imn.train.trainer import train_and_evaluate
+
+    _setup_logging()
+    config = load_config(args.config, args.set)
+    summary = train_and_evaluate(config, args.workdir)
+    test = summary["test"]
+    print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
+                      "val_macro_auroc": summary["best_val_macro_auroc"],
+                      "test_macro_auroc": test["macro_auroc"],
+                      "test_macro_auroc_ci": [test["macro_auroc_ci_low"], test["macro_auroc_ci_high"]]},
+                     indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from imn.train.trainer import evaluate_workdir
+
+    _setup_logging()
+    result = evaluate_workdir(args.workdir, args.split)
+    print(json.dumps(result[args.split], indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imn", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="inspect, generate and plot ECG data").add_subparsers(
+        dest="data_command", required=True
+    )
+    info = data.add_parser("info", help="records, rates and label counts per task and split")
+    info.add_argument("root", help="a PTB-XL-layout folder (PhysioNet download or `imn data synth` output)")
+    info.add_argument("--task", action="append", help="only this task (repeatable); default: all tasks")
+    info.add_argument("--sampling-rate", type=int, choices=SUPPORTED_SAMPLING_RATES)
+    info.set_defaults(func=cmd_data_info)
+
+    synth = data.add_parser("synth", help="write a synthetic benchmark with ground-truth evidence")
+    synth.add_argument("--out", required=True, help="output folder (PTB-XL layout)")
+    synth.add_argument("--n", type=int, default=1000, help="number of records")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--sampling-rate", type=int, default=100, choices=SUPPORTED_SAMPLING_RATES)
+    synth.set_defaults(func=cmd_data_synth)
+
+    plot = data.add_parser("plot", help="plot one record on clinical ECG paper")
+    plot.add_argument("root")
+    plot.add_argument("--index", type=int, default=0, help="row of the loaded dataset")
+    plot.add_argument("--task", default="superdiagnostic")
+    plot.add_argument("--sampling-rate", type=int, default=100, choices=SUPPORTED_SAMPLING_RATES)
+    plot.add_argument("--layout", default="6x2", choices=("6x2", "12x1"))
+    plot.add_argument("--out", required=True, help="image path (.png or .pdf)")
+    plot.set_defaults(func=cmd_data_plot)
+
+    train = commands.add_parser("train", help="train a model (resumes an interrupted run)")
+    train.add_argument("--config", required=True, help="configs/NAME.py:PRESET (tiny, quick, cpu, paper, paper500)")
+    train.add_argument("--workdir", required=True, help="run folder (checkpoints, metrics, predictions)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. data.task=norm_vs_mi (repeatable)")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a run's best checkpoint")
+    evaluate.add_argument("--workdir", required=True)
+    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EcgDataError as error:
+        # Bad input is the user's to fix: say what is wrong without a traceback.
+        print(f"imn: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
