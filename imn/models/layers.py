@@ -1,0 +1,349 @@
+"""Shared building blocks for the ECG-IMN family (IMN, IMN-direct, the 2-D CNN baseline).
+
+Internal layout
+---------------
+Inside these models an ECG feature map is ``(batch, lead, time, channel)``: the lead axis is
+next to the batch axis so that folding ``batch x lead`` into one axis is a free reshape. Public
+model boundaries stay channels-last ``(batch, time, lead)``; the models transpose once at
+entry and exit.
+
+How the 3 x k "lead-neighbourhood" convolution is computed
+-----------------------------------------------------------
+The paper convolves the ECG as a one-channel 12 x L image with a 3 (leads) x k (time)
+kernel and 'same' padding. The same linear map can be computed three ways (all in this
+module, all tested against each other):
+
+* ``conv2d``: XLA's 2-D convolution over (lead, time).
+* ``stacked``: a 1-D convolution over time applied to every ``(sample, lead)`` row whose
+  input channels are the lead's own channels and those of its two neighbours (zero rows
+  beyond the first and last lead = 'same' padding over leads). Same kernel entries,
+  ``k * 3 * C_in * C_out``, rearranged (:func:`kernel_2d_to_1d`)::
+
+      kernel_1d[dt, n * C_in + c, o] == kernel_2d[n, dt, c, o]
+      (n = 0, 1, 2 <-> lead - 1, lead, lead + 1)
+
+* ``hybrid``: ``conv2d`` forwards and for the input gradient, ``stacked`` for the kernel
+  gradient (a custom JVP rule, so forward- and reverse-mode autodiff both work).
+
+Measured on the 2-core CPU (batch 32, 100 Hz; see ``benchmarks/bench_imn_step.py``): XLA's
+2-D convolution is as fast as the stacked 1-D one forwards and for the input gradient, but
+its kernel gradient is 2-3x slower for a 3 x 15 kernel; the stacked form pays for writing
+a 3x larger input, which dominates for the small 3 x 3 decoder convolutions. Hence
+``impl="auto"``: hybrid for long time kernels, conv2d for 3 x 3.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# PyTorch's BatchNorm momentum 0.1 (the paper's code) is Flax's momentum 0.9.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def stack_lead_neighbours(x: jax.Array) -> jax.Array:
+    """Stacks each lead's two neighbours into the channel axis.
+
+    Args:
+      x: ``(B, leads, T, C)``.
+    Returns:
+      ``(B * leads, T, 3 * C)`` where channels ``[0:C]`` are lead - 1, ``[C:2C]`` the lead
+      itself and ``[2C:3C]`` lead + 1; missing neighbours (beyond the first and last lead)
+      are zeros.
+    """
+    batch, leads, time, channels = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))
+    stacked = jnp.concatenate(
+        [padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], axis=-1
+    )
+    return stacked.reshape(batch * leads, time, 3 * channels)
+
+
+_DIMS_2D = ("NHWC", "HWIO", "NHWC")  # (batch, lead, time, channel), kernel (lead, time, in, out)
+_DIMS_1D = ("NWC", "WIO", "NWC")
+
+
+def kernel_2d_to_1d(kernel: jax.Array) -> jax.Array:
+    """``(3, kt, C_in, C_out)`` 2-D kernel -> ``(kt, 3 * C_in, C_out)`` kernel of the 1-D
+    convolution over :func:`stack_lead_neighbours` rows."""
+    three, kt, c_in, c_out = kernel.shape
+    if three != 3:
+        raise ValueError(f"expected a kernel spanning 3 leads, got shape {kernel.shape}")
+    return kernel.transpose(1, 0, 2, 3).reshape(kt, 3 * c_in, c_out)
+
+
+def kernel_1d_to_2d(kernel: jax.Array) -> jax.Array:
+    """Inverse of :func:`kernel_2d_to_1d`: ``(kt, 3 * C_in, C_out) -> (3, kt, C_in, C_out)``."""
+    kt, three_c_in, c_out = kernel.shape
+    return kernel.reshape(kt, 3, three_c_in // 3, c_out).transpose(1, 0, 2, 3)
+
+
+def conv_2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Plain 'same' 2-D convolution over (lead, time).
+
+    ``x (B, leads, T, C_in)``, ``kernel (3, kt, C_in, C_out)`` -> ``(B, leads, T, C_out)``.
+    """
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMS_2D)
+
+
+def conv_stacked(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The same map as :func:`conv_2d`, computed as a 1-D convolution over
+    ``batch x lead`` rows whose channels are the lead and its two neighbours."""
+    batch, leads, time, _ = x.shape
+    y = jax.lax.conv_general_dilated(
+        stack_lead_neighbours(x), kernel_2d_to_1d(kernel), (1,), "SAME", dimension_numbers=_DIMS_1D
+    )
+    return y.reshape(batch, leads, time, kernel.shape[-1])
+
+
+@jax.custom_jvp
+def conv_hybrid(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`conv_2d` whose kernel derivative is computed the :func:`conv_stacked` way.
+
+    XLA's CPU 2-D convolution is fast forwards and for the input gradient, but its
+    kernel gradient ("backward filter") is several times slower for a 3 x 15 kernel than
+    the equivalent 1-D kernel gradient over stacked lead neighbours. The rule is a custom
+    JVP (not a VJP) so forward mode still works; reverse mode transposes it, which gives
+    the 2-D input gradient and the stacked kernel gradient.
+    """
+    return conv_2d(x, kernel)
+
+
+@conv_hybrid.defjvp
+def _conv_hybrid_jvp(primals, tangents):
+    x, kernel = primals
+    x_dot, kernel_dot = tangents
+    # Both terms are linear in the tangents; conv_stacked's transpose in kernel_dot is the
+    # fast 1-D kernel gradient.
+    return conv_2d(x, kernel), conv_2d(x_dot, kernel) + conv_stacked(x, kernel_dot)
+
+
+CONV_IMPLS = {"conv2d": conv_2d, "stacked": conv_stacked, "hybrid": conv_hybrid}
+
+
+def resolve_conv_impl(impl: str, time_kernel: int) -> str:
+    """``"auto"`` -> ``"hybrid"`` for long time kernels on CPU, else ``"conv2d"``.
+
+    Resolved when the model is traced, from ``jax.default_backend()``: the hybrid exists
+    because of XLA's CPU kernel-gradient; on GPU/TPU the vendor 2-D convolution is used.
+    """
+    if impl != "auto":
+        return impl
+    return "hybrid" if time_kernel > 3 and jax.default_backend() == "cpu" else "conv2d"
+
+
+def polyphase_upsample_kernel(kernel: jax.Array) -> jax.Array:
+    """Kernel that computes ``conv(upsample_time(x), kernel)`` directly on ``x``.
+
+    With nearest x2 upsampling ``u[2i] = u[2i + 1] = x[i]`` and time taps ``(a, b, c)`` at
+    offsets (-1, 0, +1)::
+
+        y[2i]     = a x[i - 1] + (b + c) x[i]
+        y[2i + 1] = (a + b) x[i] + c x[i + 1]
+
+    so a 3-tap convolution on ``x`` with ``2 * C_out`` outputs (even phase first) gives both
+    phases, and reshaping ``(T, 2, C_out) -> (2T, C_out)`` interleaves them. This skips
+    materialising the upsampled input (memory traffic dominates these small convs on CPU).
+
+    ``(3, 3, C_in, C_out) -> (3, 3, C_in, 2 * C_out)``.
+    """
+    if kernel.shape[1] != 3:
+        raise ValueError(f"polyphase upsampling is written for 3 time taps, got {kernel.shape}")
+    a, b, c = kernel[:, 0], kernel[:, 1], kernel[:, 2]
+    zero = jnp.zeros_like(a)
+    even = jnp.stack([a, b + c, zero], axis=1)
+    odd = jnp.stack([zero, a + b, c], axis=1)
+    return jnp.concatenate([even, odd], axis=-1)
+
+
+class LeadConv(nnx.Module):
+    """A 3 (leads) x ``time_kernel`` convolution with 'same' (zero) padding, stride 1.
+
+    The kernel is stored like ``nnx.Conv``'s, ``(3, time_kernel, C_in, C_out)`` (lead, time,
+    in, out). ``impl`` picks how it is computed (all give the same function; see the module
+    docstring): ``"conv2d"``, ``"stacked"``, ``"hybrid"``, or ``"auto"``
+    (:func:`resolve_conv_impl`: the fastest on CPU in our measurements).
+
+    With ``upsample_input=True`` the layer computes ``conv(upsample_time(x))`` (nearest x2
+    over time) without materialising the upsampled input (:func:`polyphase_upsample_kernel`).
+
+    Args:
+      in_features: ``C_in``.
+      out_features: ``C_out``.
+      time_kernel: odd kernel length along time (15 in the encoder, 3 in the decoder).
+      use_bias: add a learned bias per output channel.
+      dtype: computation dtype (e.g. ``jnp.bfloat16``); ``None`` keeps the input's dtype.
+      param_dtype: storage dtype of the kernel and bias.
+    Shapes:
+      ``(B, leads, T, C_in) -> (B, leads, T, C_out)``, or ``(B, leads, 2T, C_out)`` with
+      ``upsample_input``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        time_kernel: int,
+        *,
+        use_bias: bool = False,
+        upsample_input: bool = False,
+        impl: str = "auto",
+        dtype: jnp.dtype | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if time_kernel % 2 != 1:
+            # An even kernel has no centred 'same' padding; the paper uses 15 and 3.
+            raise ValueError(f"time_kernel must be odd, got {time_kernel}")
+        if impl != "auto" and impl not in CONV_IMPLS:
+            raise ValueError(f"impl must be 'auto' or one of {sorted(CONV_IMPLS)}, got {impl!r}")
+        if upsample_input and time_kernel != 3:
+            raise ValueError("upsample_input is implemented for time_kernel=3 only")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.time_kernel = time_kernel
+        self.upsample_input = upsample_input
+        self.impl = impl
+        self.dtype = dtype
+        # lecun_normal's fan-in is 3 * time_kernel * C_in, as for the 2-D kernel.
+        init = nnx.initializers.lecun_normal()
+        self.kernel = nnx.Param(
+            init(rngs.params(), (3, time_kernel, in_features, out_features), param_dtype)
+        )
+        self.bias = (
+            nnx.Param(jnp.zeros((out_features,), param_dtype)) if use_bias else nnx.data(None)
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        batch, leads, time, channels = x.shape
+        if channels != self.in_features:
+            raise ValueError(
+                f"LeadConv expects {self.in_features} input channels, got shape {x.shape}"
+            )
+        dtype = self.dtype or x.dtype
+        kernel = self.kernel[...].astype(dtype)
+        conv = CONV_IMPLS[resolve_conv_impl(self.impl, self.time_kernel)]
+        if self.upsample_input:
+            y = conv(x.astype(dtype), polyphase_upsample_kernel(kernel))
+            y = y.reshape(batch, leads, 2 * time, self.out_features)
+        else:
+            y = conv(x.astype(dtype), kernel)
+        if self.bias is not None:
+            y = y + self.bias[...].astype(dtype)
+        return y
+
+
+class ConvBlock(nnx.Module):
+    """LeadConv (no bias) -> BatchNorm -> exact GELU.
+
+    ``upsample_input`` and ``impl`` are passed to :class:`LeadConv`.
+    Shapes: ``(B, leads, T, C_in) -> (B, leads, T, C_out)`` (``2T`` with ``upsample_input``).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        time_kernel: int,
+        *,
+        upsample_input: bool = False,
+        impl: str = "auto",
+        dtype: jnp.dtype | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.conv = LeadConv(
+            in_features,
+            out_features,
+            time_kernel,
+            use_bias=False,
+            upsample_input=upsample_input,
+            impl=impl,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+        self.norm = nnx.BatchNorm(
+            out_features,
+            momentum=BN_MOMENTUM,
+            epsilon=BN_EPSILON,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jax.nn.gelu(self.norm(self.conv(x)), approximate=False)
+
+
+def max_pool_time(x: jax.Array) -> jax.Array:
+    """Max-pool (1, 2): halves the time axis of ``(B, leads, T, C)``; T must be even."""
+    batch, leads, time, channels = x.shape
+    if time % 2:
+        raise ValueError(f"max_pool_time needs an even time length, got {time}")
+    return x.reshape(batch, leads, time // 2, 2, channels).max(axis=3)
+
+
+def upsample_time(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour x2 upsampling over time: ``(B, leads, T, C) -> (B, leads, 2T, C)``."""
+    return jnp.repeat(x, 2, axis=2)
+
+
+class Encoder(nnx.Module):
+    """The IMN encoder: the ECG as a one-channel 12 x L image, three ConvBlocks with kernel
+    3 x ``kernel[1]``, max-pool (1, 2) after blocks 2 and 3 only.
+
+    Args:
+      widths: output channels of the three blocks (16, 32, 64 in the paper).
+      kernel: (lead, time) kernel size; the lead extent must be 3 (see :class:`LeadConv`).
+    Shapes:
+      ``(B, leads, L, 1) -> Z (B, leads, L / 4, widths[-1])``; L must be divisible by 4.
+    """
+
+    def __init__(
+        self,
+        *,
+        widths: tuple[int, ...] = (16, 32, 64),
+        kernel: tuple[int, int] = (3, 15),
+        impl: str = "auto",
+        dtype: jnp.dtype | None = None,
+        param_dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if len(widths) != 3:
+            raise ValueError(f"the IMN encoder has three blocks, got widths={widths}")
+        if kernel[0] != 3:
+            raise ValueError(f"the lead extent of the kernel must be 3, got kernel={kernel}")
+        self.widths = tuple(widths)
+        ins = (1,) + self.widths[:-1]
+        self.blocks = nnx.List(
+            [
+                ConvBlock(
+                    c_in, c_out, kernel[1], impl=impl, dtype=dtype, param_dtype=param_dtype,
+                    rngs=rngs,
+                )
+                for c_in, c_out in zip(ins, self.widths)
+            ]
+        )
+
+    @property
+    def out_features(self) -> int:
+        return self.widths[-1]
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.shape[2] % 4:
+            raise ValueError(
+                f"IMN encoder needs a length divisible by 4 (two (1, 2) poolings), got {x.shape[2]}"
+            )
+        x = self.blocks[0](x)
+        x = max_pool_time(self.blocks[1](x))
+        return max_pool_time(self.blocks[2](x))
+
+
+def ecg_to_image(x: jax.Array) -> jax.Array:
+    """Public ``(B, L, leads)`` ECG to the internal one-channel image ``(B, leads, L, 1)``."""
+    if x.ndim != 3:
+        raise ValueError(f"expected an ECG batch of shape (batch, time, lead), got {x.shape}")
+    return jnp.swapaxes(x, 1, 2)[..., None]
