@@ -1,0 +1,190 @@
+"""Grad-CAM (baselines/gradcam.py via imn.explain.attribute) against a hand computation in
+NumPy on tiny models whose head is global average pooling + linear (there the gradient of
+logit k w.r.t. feature A[t, c] is kernel[c, k] / T'), and shape/lead checks on the real
+baselines."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from baselines.gradcam import upsample_time
+from baselines.inception1d import Inception1D
+from baselines.resnet1d import ResNet1dWang
+from imn.explain import attribute
+
+LEADS = 12
+
+
+def upsample_reference(cam: np.ndarray, length: int) -> np.ndarray:
+    """Linear interpolation over axis 0 with half-sample-centred alignment, edges held."""
+    steps = cam.shape[0]
+    source = np.clip((np.arange(length) + 0.5) * steps / length - 0.5, 0, steps - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, steps - 1)
+    frac = (source - low).reshape(-1, *([1] * (cam.ndim - 1)))
+    return cam[low] * (1 - frac) + cam[high] * frac
+
+
+class GapLinear1d(nnx.Module):
+    """features: tanh(strided conv) ``(B, T', C)`` (signed, so the ReLU bites);
+    head: mean over time + linear."""
+
+    def __init__(self, num_classes: int, *, stride: int, head: str = "sigmoid", rngs):
+        self.head_type = head
+        self.conv = nnx.Conv(LEADS, 5, (7,), strides=(stride,), rngs=rngs)
+        self.dense = nnx.Linear(5, num_classes, rngs=rngs)
+
+    def features(self, x):
+        return jnp.tanh(self.conv(x))
+
+    def head(self, features):
+        return self.dense(features.mean(axis=1))
+
+    def __call__(self, x):
+        return self.head(self.features(x))
+
+
+class GapLinear2d(nnx.Module):
+    """features: tanh(conv over (time, lead), stride 2 in time) ``(B, T', 12, C)``;
+    head: mean over time and leads + linear."""
+
+    def __init__(self, num_classes: int, *, rngs):
+        self.conv = nnx.Conv(1, 4, (5, 3), strides=(2, 1), rngs=rngs)
+        self.dense = nnx.Linear(4, num_classes, rngs=rngs)
+
+    def features(self, x):
+        return jnp.tanh(self.conv(x[..., None]))
+
+    def head(self, features):
+        return self.dense(features.mean(axis=(1, 2)))
+
+    def __call__(self, x):
+        return self.head(self.features(x))
+
+
+def hand_gradcam(features: np.ndarray, contrast: np.ndarray, length: int) -> np.ndarray:
+    """``features (T', [12,] C)``, ``contrast (C,)`` = d s / d(pooled feature) -> ``(L, 12)``."""
+    positions = np.prod(features.shape[:-1])  # the pooled mean divides by all positions
+    channel_weights = contrast / positions
+    cam = np.maximum(features @ channel_weights, 0.0)
+    cam = upsample_reference(cam, length)
+    return cam if cam.ndim == 2 else np.repeat(cam[:, None], LEADS, axis=1)
+
+
+@pytest.mark.parametrize("length, stride", [(50, 3), (64, 4)])
+def test_gradcam_1d_equals_hand_computation(length, stride):
+    model = GapLinear1d(3, stride=stride, rngs=nnx.Rngs(0))
+    x = np.asarray(jax.random.normal(jax.random.key(1), (2, length, LEADS)))
+    target = np.array([2, 0])
+    cam = np.asarray(attribute("gradcam", model, x, target))
+    features = np.asarray(model.features(jnp.asarray(x)), np.float64)
+    assert features.shape[1] == -(-length // stride)
+    kernel = np.asarray(model.dense.kernel[...], np.float64)
+    for b in range(2):
+        expected = hand_gradcam(features[b], kernel[:, target[b]], length)
+        np.testing.assert_allclose(cam[b], expected, rtol=1e-5, atol=1e-6)
+    assert (cam == 0).any() and (cam > 0).any()  # the ReLU clipped something, not everything
+    x_input = np.asarray(attribute("gradcam_x_input", model, x, target))
+    np.testing.assert_allclose(x_input, cam * x, rtol=1e-6, atol=1e-7)
+
+
+def test_gradcam_softmax_head_explains_the_decision_logit():
+    model = GapLinear1d(2, stride=2, head="softmax", rngs=nnx.Rngs(2))
+    x = np.asarray(jax.random.normal(jax.random.key(3), (2, 40, LEADS)))
+    features = np.asarray(model.features(jnp.asarray(x)), np.float64)
+    kernel = np.asarray(model.dense.kernel[...], np.float64)
+    for target in (0, 1):
+        cam = np.asarray(attribute("gradcam", model, x, target))
+        contrast = kernel[:, target] - kernel[:, 1 - target]  # d(z_t - z_other)/d pooled
+        for b in range(2):
+            np.testing.assert_allclose(
+                cam[b], hand_gradcam(features[b], contrast, 40), rtol=1e-5, atol=1e-6
+            )
+
+
+def test_gradcam_2d_is_lead_resolved_and_equals_hand_computation():
+    model = GapLinear2d(2, rngs=nnx.Rngs(4))
+    x = np.asarray(jax.random.normal(jax.random.key(5), (2, 30, LEADS)))
+    target = np.array([1, 0])
+    cam = np.asarray(attribute("gradcam", model, x, target))
+    features = np.asarray(model.features(jnp.asarray(x)), np.float64)  # (B, 15, 12, 4)
+    kernel = np.asarray(model.dense.kernel[...], np.float64)
+    for b in range(2):
+        expected = hand_gradcam(features[b], kernel[:, target[b]], 30)
+        np.testing.assert_allclose(cam[b], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(cam[:, :, 0], cam[:, :, 7])
+
+
+def test_normalize_scales_each_map_to_max_one():
+    model = GapLinear1d(3, stride=3, rngs=nnx.Rngs(0))
+    x = np.asarray(jax.random.normal(jax.random.key(6), (3, 50, LEADS)))
+    raw = np.asarray(attribute("gradcam", model, x, 1))
+    scaled = np.asarray(attribute("gradcam", model, x, 1, normalize=True))
+    peaks = raw.max(axis=(1, 2))
+    assert (peaks > 0).all()
+    np.testing.assert_allclose(scaled.max(axis=(1, 2)), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(scaled, raw / peaks[:, None, None], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        attribute("gradcam_x_input", model, x, 1, normalize=True), scaled * x, rtol=1e-6,
+        atol=1e-7,
+    )
+
+
+@pytest.mark.parametrize("steps, length", [(17, 50), (32, 1000), (250, 1000), (7, 8), (5, 5)])
+def test_upsample_time_matches_reference(steps, length):
+    cam = np.random.default_rng(steps).random((2, steps, 3)).astype(np.float32)
+    got = np.asarray(upsample_time(jnp.asarray(cam), length))
+    for b in range(2):
+        np.testing.assert_allclose(got[b], upsample_reference(cam[b], length), atol=1e-5)
+
+
+def test_gradcam_on_inception1d_is_lead_agnostic():
+    model = Inception1D(
+        2, rngs=nnx.Rngs(0), depth=3, filters=4, kernel_size=8, bottleneck_size=4,
+        head_hidden=(8,),
+    )
+    x = np.asarray(jax.random.normal(jax.random.key(7), (2, 100, LEADS)))
+    cam = np.asarray(attribute("gradcam", model, x, 1))
+    assert cam.shape == x.shape and cam.dtype == np.float32
+    assert (cam >= 0).all() and (cam > 0).any()
+    np.testing.assert_array_equal(cam, np.broadcast_to(cam[:, :, :1], cam.shape))
+
+
+def test_gradcam_on_resnet1d_wang_upsamples_a_quarter_length_map():
+    model = ResNet1dWang(3, rngs=nnx.Rngs(0), width=8, head_hidden=(8,))
+    x = np.asarray(jax.random.normal(jax.random.key(8), (2, 100, LEADS)))
+    assert model.features(jnp.asarray(x)).shape[1] == 25
+    cam = np.asarray(attribute("gradcam", model, x, np.array([0, 2])))
+    assert cam.shape == x.shape and (cam >= 0).all()
+    np.testing.assert_array_equal(cam, np.broadcast_to(cam[:, :, :1], cam.shape))
+
+
+def _registered_cnn2d():
+    try:
+        from imn.models import create_model
+    except ImportError:
+        pytest.skip("the model registry (imn.models.create_model) is not available yet")
+    for overrides in ({"widths": (4, 8, 8)}, {}):
+        try:
+            return create_model("cnn2d", num_classes=2, sampling_rate=100, **overrides)
+        except TypeError:
+            continue
+        except (KeyError, ValueError) as error:
+            if "cnn2d" in str(error) and not overrides:
+                pytest.skip(f"cnn2d is not registered yet: {error}")
+            continue
+    pytest.skip("could not build cnn2d through the registry")
+
+
+def test_gradcam_on_cnn2d_is_lead_resolved():
+    model = _registered_cnn2d()
+    x = np.asarray(jax.random.normal(jax.random.key(9), (2, 200, LEADS)))
+    features = model.features(jnp.asarray(x))
+    assert features.ndim == 4 and features.shape[2] == LEADS
+    cam = np.asarray(attribute("gradcam", model, x, 1))
+    assert cam.shape == x.shape and cam.dtype == np.float32 and (cam >= 0).all()
+    assert not np.allclose(cam[:, :, 0], cam[:, :, 6])
