@@ -134,6 +134,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    import json
+
+    from imn.bench import bench_train
+
+    result = bench_train(args.model, batch=args.batch, sampling_rate=args.sampling_rate,
+                         num_classes=args.num_classes, steps=args.steps, compute_dtype=args.dtype)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['model']} ({result['params']:,} parameters), batch {result['batch']}, "
+              f"{result['sampling_rate']} Hz on {result['device']}: "
+              f"train {result['train_samples_per_s']} samples/s ({result['train_step_ms']} ms/step), "
+              f"inference {result['inference_samples_per_s']} samples/s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,11 +191,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workdir", required=True)
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
     evaluate.set_defaults(func=cmd_evaluate)
+
+    bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
+    bench_train = bench.add_parser("train", help="training and inference samples/s of a model's jitted steps")
+    bench_train.add_argument("--model", default="imn", help="a registered model name")
+    bench_train.add_argument("--batch", type=int, default=64)
+    bench_train.add_argument("--sampling-rate", type=int, default=100)
+    bench_train.add_argument("--num-classes", type=int, default=1)
+    bench_train.add_argument("--steps", type=int, default=5, help="timed steps (median)")
+    bench_train.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    bench_train.add_argument("--json", action="store_true")
+    bench_train.set_defaults(func=cmd_bench_train)
     return parser
+
+
+def _enable_compilation_cache() -> None:
+    """Keep XLA programs between runs: a resumed or repeated command skips recompiling."""
+    import os
+
+    default = Path(os.environ.get("IMN_CACHE_DIR", Path.home() / ".cache" / "imn")) / "jax"
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(default))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _enable_compilation_cache()
     try:
         return args.func(args)
     except EcgDataError as error:

@@ -1,0 +1,94 @@
+"""Turn a :class:`~imn.train.config.DataConfig` into normalised train/validation/test splits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from imn import provenance
+from imn.data.dataset import EcgDataset, Splits
+from imn.data.normalize import StandardScaler, zscore_per_record
+from imn.train.config import DataConfig
+
+SYNTHETIC_TASK = "synthetic"
+
+
+@dataclasses.dataclass
+class TaskData:
+    """The three splits of one task, normalised, plus what is needed to describe them."""
+
+    train: EcgDataset
+    validation: EcgDataset
+    test: EcgDataset
+    classes: tuple[str, ...]
+    sampling_rate: int
+    scaler: StandardScaler | None
+    identity: dict
+
+    def split(self, name: str) -> EcgDataset:
+        if name not in ("train", "validation", "test"):
+            raise ValueError(f"unknown split {name!r}; expected train, validation or test")
+        return getattr(self, name)
+
+
+def load_dataset(config: DataConfig, seed: int = 0) -> tuple[EcgDataset, dict]:
+    """The whole (unsplit, unnormalised) dataset of ``config`` and its provenance record."""
+    source, root = config.resolved_source()
+    if source == "synthetic":
+        from imn.data.synthetic import make_synthetic
+
+        dataset = make_synthetic(config.synthetic_n, sampling_rate=config.sampling_rate, seed=seed)
+        dataset = dataclasses.replace(dataset, task=SYNTHETIC_TASK)
+        identity = provenance.data_identity("synthetic", None, len(dataset), None)
+        identity["synthetic_seed"] = seed
+        return dataset, identity
+    from imn.data.ptbxl import load_ptbxl
+
+    dataset = load_ptbxl(root, config.task, sampling_rate=config.sampling_rate, progress=True)
+    identity = provenance.data_identity("ptbxl", root, len(dataset), Path(root) / "ptbxl_database.csv")
+    return dataset, identity
+
+
+def _cap(dataset: EcgDataset, limit: int | None) -> EcgDataset:
+    return dataset if limit is None or len(dataset) <= limit else dataset.subset(np.arange(limit))
+
+
+def prepare_task_data(config: DataConfig, seed: int = 0) -> TaskData:
+    """Load, split by fold and normalise.
+
+    The benchmark's standard scaler is fitted on the training split only; the per-record
+    z-score needs no fitting. Signals become float32 arrays in memory (normalised data is
+    never written to the cache).
+    """
+    dataset, identity = load_dataset(config, seed)
+    splits = Splits(config.train_folds, config.validation_folds, config.test_folds)
+    parts = {name: _cap(dataset.split(name, splits), config.max_records) for name in ("train", "validation", "test")}
+    for name, part in parts.items():
+        if len(part) == 0:
+            raise ValueError(
+                f"the {name} split (folds {splits.folds(name)}) of task {dataset.task!r} is empty"
+            )
+    scaler = None
+    if config.normalization == "zscore":
+        transform = zscore_per_record
+    elif config.normalization == "standard":
+        scaler = StandardScaler.fit(parts["train"].signals)
+        transform = scaler.transform
+    elif config.normalization == "none":
+        def transform(signals):
+            return np.asarray(signals, np.float32)
+    else:
+        raise ValueError(f"unknown normalization {config.normalization!r}; expected zscore, standard or none")
+    parts = {name: dataclasses.replace(part, signals=transform(part.signals)) for name, part in parts.items()}
+    identity["records_per_split"] = {name: len(part) for name, part in parts.items()}
+    return TaskData(
+        train=parts["train"],
+        validation=parts["validation"],
+        test=parts["test"],
+        classes=dataset.classes,
+        sampling_rate=dataset.sampling_rate,
+        scaler=scaler,
+        identity=identity,
+    )

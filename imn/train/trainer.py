@@ -1,0 +1,355 @@
+"""``train_and_evaluate(config, workdir)``: the one entry point for training a model.
+
+Run folder layout::
+
+    workdir/
+      config.json         the resolved TrainConfig (a resumed run must match it)
+      provenance.json     git commit, package versions, device, data identity
+      metrics.jsonl       one line per epoch (train loss, validation AUROC, lr, rate)
+      checkpoints/last    resume point (every epoch); checkpoints/best (validation AUROC)
+      predictions_{split}.npz, metrics.json   final evaluation of the best checkpoint
+
+A run killed at any point and started again with the same command continues from its last
+checkpoint and ends with the same metrics as an uninterrupted run: the epoch order depends
+only on (seed, epoch), dropout keys only on the step count, and the early-stopping state is
+stored with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from imn import provenance
+from imn.data.pipeline import BatchLoader, aggregate_windows, sliding_windows
+from imn.data.sharding import make_mesh, replicated_sharding
+from imn.models import create_model
+from imn.train import losses, metrics
+from imn.train.checkpoint import RunCheckpoints
+from imn.train.config import TrainConfig
+from imn.train.data import TaskData, prepare_task_data
+from imn.train.optim import make_optimizer
+from imn.train.progress import Progress
+from imn.train.steps import LossSpec, StepFunctions, TrainState, make_steps
+
+logger = logging.getLogger("imn")
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def maybe_initialize_distributed() -> None:
+    """Join a multi-host job when its coordinator is configured in the environment."""
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
+        jax.distributed.initialize()
+
+
+# ---------------------------------------------------------------------------- set-up
+def _samples(seconds: float | None, rate: int) -> int | None:
+    if seconds is None:
+        return None
+    samples = int(round(seconds * rate))
+    # Models that pool twice over time need a length divisible by 4.
+    return samples - samples % 4
+
+
+def model_outputs(model_name: str, num_labels: int) -> int:
+    """Logits the model must produce for ``num_labels`` label columns."""
+    if model_name == "imn_softmax":
+        if num_labels != 1:
+            raise ValueError("imn_softmax is the paper's 2-class head; it needs a binary task (K = 1)")
+        return 2
+    return num_labels
+
+
+def build_model(config: TrainConfig, num_labels: int, sampling_rate: int, input_length: int):
+    return create_model(
+        config.model.name,
+        num_classes=model_outputs(config.model.name, num_labels),
+        sampling_rate=sampling_rate,
+        seed=config.seed,
+        input_length=input_length,
+        **config.model.overrides,
+    )
+
+
+def loss_spec_for(model, config: TrainConfig, train_labels: np.ndarray) -> LossSpec:
+    head = getattr(model, "head_type", "sigmoid")
+    if head == "softmax":
+        weights = losses.balanced_class_weights(train_labels)
+    elif config.optim.pos_weight:
+        weights = losses.positive_weights(train_labels)
+    else:
+        weights = np.ones(train_labels.shape[1], np.float32)
+    l1 = config.optim.weight_l1 if hasattr(model, "generate") else 0.0
+    return LossSpec(head=head, class_weight=weights, weight_l1=l1)
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a run needs after set-up: data, model steps, loaders, checkpoints."""
+
+    config: TrainConfig
+    workdir: Path
+    data: TaskData
+    steps: StepFunctions
+    mesh: Any
+    train_loader: BatchLoader
+    steps_per_epoch: int
+    checkpoints: RunCheckpoints
+    model_name: str
+
+
+def _write_or_check_config(config: TrainConfig, workdir: Path) -> None:
+    path = workdir / "config.json"
+    text = config.to_json()
+    if path.exists():
+        if TrainConfig.from_json(path.read_text()).to_json() != text:
+            raise ValueError(
+                f"{path} holds a different config; resume with the same config or use a new workdir"
+            )
+    else:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
+def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = True, devices=None) -> Run:
+    """Load data, build the model, steps, loader and checkpoint managers of a run.
+
+    ``devices``: the devices of the data mesh (default: all local devices).
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if write_files:
+        _write_or_check_config(config, workdir)
+    data = prepare_task_data(config.data, seed=config.seed)
+    rate = data.sampling_rate
+    crop = _samples(config.data.crop_seconds, rate)
+    window = _samples(config.data.eval_window_seconds, rate)
+    input_length = crop or data.train.length
+    if window is not None and window != input_length:
+        raise ValueError(f"evaluation windows ({window} samples) must match the training crop ({input_length})")
+
+    mesh = make_mesh(devices)
+    model = build_model(config, len(data.classes), rate, input_length)
+    spec = loss_spec_for(model, config, data.train.labels)
+    train_loader = BatchLoader(
+        data.train.signals, data.train.labels, batch_size=config.batch_size, mesh=mesh,
+        shuffle=True, drop_remainder=True, seed=config.seed, crop_length=crop,
+    )
+    steps_per_epoch = len(train_loader)
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    tx = make_optimizer(config.optim, steps_per_epoch, config.epochs)
+    steps = make_steps(model, tx, spec, seed=config.seed, compute_dtype=config.compute_dtype,
+                       state_sharding=replicated_sharding(mesh))
+    if write_files and not (workdir / "provenance.json").exists():
+        record = provenance.collect(data.identity)
+        record["model"] = {"name": config.model.name, "classes": list(data.classes),
+                           "input_length": input_length}
+        (workdir / "provenance.json").write_text(json.dumps(record, indent=2))
+    return Run(config, workdir, data, steps, mesh, train_loader, steps_per_epoch,
+               RunCheckpoints(workdir), config.model.name)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
+    """Scores ``(N, K)`` in the label layout, with sliding windows for crop-trained models."""
+    config = run.config
+    rate = run.data.sampling_rate
+    window = _samples(config.data.eval_window_seconds, rate)
+    inputs = signals
+    if window is not None:
+        stride = _samples(config.data.eval_stride_seconds or config.data.eval_window_seconds / 2, rate)
+        inputs = sliding_windows(signals, window, stride)
+    placeholder = np.zeros((len(signals), 1), np.float32)
+    loader = BatchLoader(inputs, placeholder, batch_size=config.eval_batch_size, mesh=run.mesh,
+                         shuffle=False, drop_remainder=False, seed=0, prefetch_depth=2)
+    num_outputs = len(run.data.classes)
+    scores = np.zeros((len(signals), num_outputs), np.float32)
+    for batch in loader.epoch(0):
+        batch_scores = np.asarray(run.steps.eval_step(state, batch))
+        if window is not None:
+            batch_scores = aggregate_windows(batch_scores, config.data.eval_aggregation)
+        index = np.asarray(batch["index"])
+        valid = index >= 0
+        scores[index[valid]] = batch_scores[valid]
+    return scores
+
+
+def _check_finite(value: float, where: str) -> None:
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"loss became {value} {where}; the last good state is in checkpoints/last. "
+            "Lower optim.learning_rate, set optim.grad_clip_norm, or check the input for NaNs."
+        )
+
+
+# ---------------------------------------------------------------------------- the loop
+def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
+    """metrics.jsonl lines of epochs <= ``up_to_epoch`` (later ones belong to a lost epoch)."""
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [line for line in lines if line["epoch"] <= up_to_epoch]
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(line) + "\n" for line in history))
+    tmp.replace(path)
+
+
+def train(run: Run) -> TrainState:
+    """The epoch loop with early stopping and per-epoch checkpoints; returns the last state."""
+    config = run.config
+    state = run.steps.init_state()
+    meta = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False}
+    restored = run.checkpoints.restore_last(state)
+    history_path = run.workdir / "metrics.jsonl"
+    if restored is not None:
+        state, meta = restored
+        logger.info("resuming %s after epoch %d (best validation AUROC %.4f at epoch %d)",
+                    run.workdir, meta["epoch"], meta["best_score"], meta["best_epoch"])
+    history = _read_history(history_path, meta["epoch"])
+    _write_history(history_path, history)
+
+    samples_per_step = config.batch_size
+    for epoch in range(meta["epoch"] + 1, config.epochs):
+        if meta["stopped"]:
+            break
+        progress = Progress(f"epoch {epoch + 1}/{config.epochs} step", run.steps_per_epoch,
+                            units_per_item=samples_per_step)
+        started = time.perf_counter()
+        losses_seen = []
+        for step_in_epoch, batch in enumerate(run.train_loader.epoch(epoch)):
+            if step_in_epoch >= run.steps_per_epoch:
+                break
+            state, step_metrics = run.steps.train_step(state, batch)
+            losses_seen.append(step_metrics["loss"])
+            if (step_in_epoch + 1) % config.log_every_steps == 0:
+                # Fetching a value synchronises with the device; do it only every few steps.
+                loss_now = float(step_metrics["loss"])
+                _check_finite(loss_now, f"at step {int(state.step)} (epoch {epoch + 1})")
+                progress.update(config.log_every_steps, extra=f"loss {loss_now:.4f}", force=True)
+        train_loss = float(np.mean(jax.device_get(losses_seen)))
+        _check_finite(train_loss, f"in epoch {epoch + 1}")
+        train_seconds = time.perf_counter() - started
+
+        val_scores = predict(run, state, run.data.validation.signals)
+        val_auroc = metrics.macro_auroc(run.data.validation.labels, val_scores)
+        improved = bool(np.isfinite(val_auroc) and val_auroc > meta["best_score"])
+        meta = {
+            "epoch": epoch,
+            "best_score": float(val_auroc) if improved else meta["best_score"],
+            "best_epoch": epoch if improved else meta["best_epoch"],
+            "bad_epochs": 0 if improved else meta["bad_epochs"] + 1,
+            "stopped": False,
+        }
+        if config.patience is not None and meta["bad_epochs"] >= config.patience:
+            meta["stopped"] = True
+        record = {
+            "epoch": epoch,
+            "step": int(state.step),
+            "train_loss": train_loss,
+            "val_macro_auroc": float(val_auroc),
+            "best_val_macro_auroc": meta["best_score"],
+            "train_samples_per_s": run.steps_per_epoch * samples_per_step / train_seconds,
+            "epoch_seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        # Metrics first, checkpoint second: a kill in between re-runs the epoch, and the
+        # resumed run drops the orphaned line before writing it again.
+        _write_history(history_path, history)
+        if improved:
+            run.checkpoints.save_best(int(state.step), state, meta)
+        run.checkpoints.save_last(int(state.step), state, meta)
+        logger.info("epoch %d/%d  train loss %.4f  val macro AUROC %.4f%s  (%.1f s)",
+                    epoch + 1, config.epochs, train_loss, val_auroc, "  *best*" if improved else "",
+                    record["epoch_seconds"])
+        if meta["stopped"]:
+            logger.info("early stopping: no improvement for %d epochs", config.patience)
+    return state
+
+
+def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -> dict:
+    """Predictions and metrics of ``state``; thresholds are chosen on the validation split."""
+    config = run.config
+    scores = {name: predict(run, state, run.data.split(name).signals) for name in
+              dict.fromkeys(("validation",) + tuple(splits))}
+    thresholds = metrics.choose_thresholds(run.data.validation.labels, scores["validation"])
+    results = {}
+    for name in splits:
+        part = run.data.split(name)
+        np.savez_compressed(
+            run.workdir / f"predictions_{name}.npz",
+            scores=scores[name], labels=part.labels, ecg_ids=part.ecg_ids,
+            classes=np.asarray(run.data.classes), thresholds=thresholds,
+        )
+        results[name] = metrics.summarize(
+            part.labels, scores[name], thresholds=thresholds, n_boot=config.bootstrap_samples,
+            seed=config.seed, class_names=list(run.data.classes),
+        )
+    return results
+
+
+def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:
+    """The best checkpoint (or the last one if validation never improved)."""
+    target = run.steps.init_state()
+    restored = run.checkpoints.restore_best(target) or run.checkpoints.restore_last(target)
+    if restored is None:
+        raise FileNotFoundError(f"{run.workdir} has no checkpoint; train it first")
+    return restored
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None) -> dict:
+    """Train ``config`` in ``workdir`` (resuming if possible), then evaluate the best checkpoint.
+
+    ``devices``: the devices to shard batches over (default: all local devices).
+    Returns the dictionary written to ``metrics.json``.
+    """
+    maybe_initialize_distributed()
+    run = setup_run(config, workdir, devices=devices)
+    try:
+        train(run)
+        state, meta = restore_for_evaluation(run)
+        results = evaluate_state(run, state)
+    finally:
+        run.checkpoints.close()
+    summary = {
+        "model": config.model.name,
+        "task": run.data.train.task,
+        "classes": list(run.data.classes),
+        "best_epoch": meta["best_epoch"],
+        "best_val_macro_auroc": meta["best_score"],
+        "epochs_run": meta["epoch"] + 1,
+        **results,
+    }
+    (Path(workdir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict:
+    """Re-evaluate a finished (or interrupted) run's best checkpoint on ``split``."""
+    workdir = Path(workdir)
+    config = TrainConfig.from_json((workdir / "config.json").read_text())
+    run = setup_run(config, workdir, write_files=False)
+    try:
+        state, meta = restore_for_evaluation(run)
+        results = evaluate_state(run, state, splits=(split,))
+    finally:
+        run.checkpoints.close()
+    out = {"model": config.model.name, "split": split, "best_epoch": meta["best_epoch"], **results}
+    (workdir / f"metrics_{split}.json").write_text(json.dumps(out, indent=2, default=float))
+    return out
