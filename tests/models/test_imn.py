@@ -281,9 +281,8 @@ def _load_torch_twin():
 def test_matches_pytorch_twin():
     """The PyTorch model written the paper's way (Conv2d 3x15, MaxPool2d, Upsample) computes
     the same W, b and logits from the same weights, and has the same parameter count."""
+    torch_imn = _load_torch_twin()  # skips when the optional torch extra is absent
     import torch
-
-    torch_imn = _load_torch_twin()
     model = ECGIMN(3, rngs=nnx.Rngs(0))
     x = np.asarray(_ecg(2, 248))
     model.train()
