@@ -134,6 +134,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from imn.explain.run import explain_run
+
+    _setup_logging()
+    print(explain_run(args.workdir, args.method, args.split, args.n))
+    return 0
+
+
+def cmd_faithfulness(args: argparse.Namespace) -> int:
+    from imn.explain.run import faithfulness_run
+
+    _setup_logging()
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    faithfulness_run(args.workdir, methods, args.split, args.n, steps=args.steps, unit=args.unit,
+                     segments=args.segments)
+    print((Path(args.workdir) / f"faithfulness_{args.split}.md").read_text())
+    return 0
+
+
 def cmd_bench_train(args: argparse.Namespace) -> int:
     import json
 
@@ -191,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workdir", required=True)
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
     evaluate.set_defaults(func=cmd_evaluate)
+
+    explain = commands.add_parser("explain", help="attributions of a trained run (.npz)")
+    explain.add_argument("--workdir", required=True)
+    explain.add_argument("--method", required=True, help="imn, gradcam, saliency, integrated_gradients, ...")
+    explain.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    explain.add_argument("--n", type=int, help="only the first N records of the split")
+    explain.set_defaults(func=cmd_explain)
+
+    faith = commands.add_parser("faithfulness", help="faithfulness (and localisation) table of several methods")
+    faith.add_argument("--workdir", required=True)
+    faith.add_argument("--methods", default="imn,random", help="comma-separated method names")
+    faith.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    faith.add_argument("--n", type=int, help="only the first N records of the split")
+    faith.add_argument("--steps", type=int, default=50, help="perturbation steps of the curves")
+    faith.add_argument("--unit", default="patch", choices=("sample", "patch"))
+    faith.add_argument("--segments", type=int, default=20, help="time segments per lead (patch unit)")
+    faith.set_defaults(func=cmd_faithfulness)
 
     bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
     bench_train = bench.add_parser("train", help="training and inference samples/s of a model's jitted steps")
