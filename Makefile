@@ -20,7 +20,7 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/imn data synth --out demo/synthetic --n 200 --seed 0
 	$(BIN)/imn data info demo/synthetic
-	$(BIN)/imn data plot demo/synthetic --index 0 --out demo/synthetic_ecg.png
+	$(BIN)/imn data plot demo/synthetic --index 7 --out demo/synthetic_ecg.png
 
 test: install-test
 	$(BIN)/python -m pytest -q
