@@ -22,7 +22,7 @@ import numpy as np
 from imn.explain.api import METHODS, attribute
 from imn.explain.model_fns import predict_fn as make_predict_fn
 from imn.train.config import TrainConfig
-from imn.train.metrics import percentile_interval
+from imn.train.metrics import bootstrap_indices, percentile_interval
 from imn.train.steps import merge_eval_model
 from imn.train.trainer import predict, restore_for_evaluation, setup_run
 
@@ -113,8 +113,7 @@ def _mean_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[flo
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    means = values[bootstrap_indices(len(values), n_boot, seed)].mean(axis=1)
     low, high = percentile_interval(means)
     return float(values.mean()), float(low), float(high)
 
