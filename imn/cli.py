@@ -7,6 +7,7 @@ does is also reachable (and tested) from Python.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -106,8 +107,6 @@ def _setup_logging() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import json
-
     from imn.train.config import load_config
     from imn.train.trainer import train_and_evaluate
 
@@ -124,8 +123,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from imn.train.trainer import evaluate_workdir
 
     _setup_logging()
@@ -154,8 +151,6 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    import json
-
     from imn.bench import bench_train
 
     result = bench_train(args.model, batch=args.batch, sampling_rate=args.sampling_rate,
