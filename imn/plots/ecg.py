@@ -29,9 +29,20 @@ _TRACE = "#111111"
 _OVERLAY = "#1f77b4"
 
 
-def _draw_paper(ax: plt.Axes, width_mm: float, height_mm: float) -> None:
-    """1 mm minor and 5 mm major grid lines over the whole axes."""
-    for step, color, lw in ((1.0, _GRID_MINOR, 0.25), (5.0, _GRID_MAJOR, 0.5)):
+def _draw_paper(
+    ax: plt.Axes,
+    width_mm: float,
+    height_mm: float,
+    *,
+    colors: tuple[str, str] = (_GRID_MINOR, _GRID_MAJOR),
+) -> None:
+    """1 mm minor and 5 mm major grid lines over the whole axes.
+
+    ``colors`` is (minor, major); attribution figures pass a neutral grey so that the paper's
+    red does not compete with a red/blue attribution overlay.
+    """
+    minor, major = colors
+    for step, color, lw in ((1.0, minor, 0.25), (5.0, major, 0.5)):
         ax.vlines(np.arange(0, width_mm + 1e-6, step), 0, height_mm, colors=color, lw=lw, zorder=0)
         ax.hlines(np.arange(0, height_mm + 1e-6, step), 0, width_mm, colors=color, lw=lw, zorder=0)
 
