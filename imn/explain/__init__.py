@@ -9,7 +9,7 @@ See :mod:`imn.explain.api` for the methods and their options and
 ``target_logit_fn``) and the convention on what is explained for softmax heads.
 """
 
-from imn.explain.api import METHODS, attribute, imn_decomposition
+from imn.explain.api import METHODS, attribute, explanation_fn, imn_decomposition
 from imn.explain.model_fns import (
     decision_logit_fn,
     logit_fn,
@@ -22,6 +22,7 @@ __all__ = [
     "METHODS",
     "attribute",
     "decision_logit_fn",
+    "explanation_fn",
     "imn_decomposition",
     "logit_fn",
     "predict_fn",

@@ -384,6 +384,34 @@ def attribute(method: str, model: Any, x: Any, target: Any, **options: Any) -> A
     return attribution.astype(jnp.float32)
 
 
+def explanation_fn(method: str, model: Any, **options: Any) -> Callable[[Array, Array], Array]:
+    """``method`` as a pure, traceable function ``(x (n, L, 12), target (n,)) -> (n, L, 12)``.
+
+    For metrics that re-explain perturbed inputs inside their own ``jit`` (e.g.
+    :func:`imn.faithfulness.max_sensitivity`). Options are validated once, here; the model's
+    parameters are captured as they are now. ``kernel_shap`` has its own jitted solver and
+    is not offered this way (call :func:`attribute` on each batch instead).
+    """
+    _check_applicable(method, model)
+    if method == "kernel_shap":
+        raise ValueError("kernel_shap is not available as a traceable function; use attribute()")
+    model_def, state, head = _split(model)
+    resolved = _resolve_options(method, options)
+    array_values = {name: resolved.pop(name) for name in _ARRAY_OPTIONS if name in resolved}
+    static_options = tuple(sorted(resolved.items()))
+
+    def explain(x: Array, target: Array) -> Array:
+        x = jnp.asarray(x, jnp.float32)
+        arrays = {name: _array_option(name, value, x) for name, value in array_values.items()}
+        attribution = _attribute_jit(
+            state, x, jnp.asarray(target, jnp.int32), arrays,
+            method=method, model_def=model_def, head=head, static_options=static_options,
+        )
+        return attribution.astype(jnp.float32)
+
+    return explain
+
+
 def _array_option(name: str, value: Any, x: Array) -> Array:
     """Array options as traced arguments with one shape per input shape (no retracing)."""
     if name == "seed":

@@ -9,7 +9,6 @@ perturbed inputs.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -21,6 +20,7 @@ import numpy as np
 
 from imn.explain.api import METHODS, attribute
 from imn.explain.model_fns import predict_fn as make_predict_fn
+from imn.report import CI_SUFFIXES, write_table
 from imn.train.config import TrainConfig
 from imn.train.metrics import bootstrap_indices, percentile_interval
 from imn.train.steps import merge_eval_model
@@ -43,6 +43,13 @@ class ExplainedRun:
     ecg_ids: np.ndarray
     background: np.ndarray  # (M, L, 12) training ECGs
     classes: tuple[str, ...]
+    # The probability function, built once: the metrics take it as a static argument of
+    # their jitted programs, so one object per run means one compilation per metric.
+    predict: Any = None
+
+    def __post_init__(self):
+        if self.predict is None:
+            self.predict = make_predict_fn(self.model)
 
 
 def open_run(workdir: str | Path, split: str = "test", n: int | None = None) -> ExplainedRun:
@@ -85,12 +92,15 @@ def method_options(method: str, explained: ExplainedRun, options: dict | None = 
 
 
 def explain(explained: ExplainedRun, method: str, options: dict | None = None) -> tuple[np.ndarray, float]:
-    """Attributions ``(n, L, 12)`` for the run's targets, and the seconds they took."""
+    """Attributions ``(n, L, 12)`` for the run's targets, and the seconds a (compiled) call
+    takes."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    options = method_options(method, explained, options)
+    attribution = np.asarray(attribute(method, explained.model, explained.x, explained.targets, **options))
+    # Timed on a second call: the first one compiles, which says nothing about the method.
     start = time.perf_counter()
-    attribution = np.asarray(attribute(method, explained.model, explained.x, explained.targets,
-                                       **method_options(method, explained, options)))
+    np.asarray(attribute(method, explained.model, explained.x, explained.targets, **options))
     return attribution, time.perf_counter() - start
 
 
@@ -118,26 +128,76 @@ def _mean_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[flo
     return float(values.mean()), float(low), float(high)
 
 
-def score_method(explained: ExplainedRun, attribution: np.ndarray, *, steps: int, unit: str,
-                 segments: int) -> dict[str, np.ndarray]:
-    """Per-ECG faithfulness (and, with evidence masks, localisation) scores."""
-    from imn import faithfulness
+@dataclasses.dataclass(frozen=True)
+class FaithfulnessSettings:
+    """What :func:`score_method` computes and at which budget.
 
-    predict = make_predict_fn(explained.model)
+    ``steps``/``unit``/``segments``: the deletion and insertion curves (and AOPC from them).
+    ``infidelity_perturbations``: Gaussian draws per ECG for infidelity (multiplicative noise,
+    std ``infidelity_noise``, with Yeh et al.'s optimal scaling, so logit-unit attributions
+    are not penalised for their scale against probability drops).
+    ``sensitivity_samples``/``sensitivity_radius``: re-explanations per ECG for
+    max-sensitivity; 0 skips it. Kernel SHAP is never re-run for it (NaN): that would cost
+    ``sensitivity_samples`` times a Kernel SHAP per ECG.
+    ``randomization``: correlate each explanation with the same method on a copy of the
+    model whose parameters are all re-drawn (the end of Adebayo et al.'s cascade).
+    ``method_options``: per-method options, e.g. ``{"kernel_shap": {"n_samples": 512}}``.
+    """
+
+    steps: int = 50
+    unit: str = "patch"
+    segments: int = 20
+    infidelity_perturbations: int = 32
+    infidelity_noise: float = 0.1
+    sensitivity_samples: int = 8
+    sensitivity_radius: float = 0.05
+    randomization: bool = True
+    method_options: dict = dataclasses.field(default_factory=dict)
+
+
+def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
+                 settings: FaithfulnessSettings = FaithfulnessSettings()) -> dict[str, np.ndarray]:
+    """Per-ECG faithfulness (and, with evidence masks, localisation) scores of one method.
+
+    Returns ``{metric: (n,)}`` plus the raw ``deletion_curve``/``insertion_curve``
+    ``(n, steps + 1)``.
+    """
+    from imn import faithfulness
+    from imn.explain.api import explanation_fn
+
+    predict = explained.predict
     x, target = explained.x, explained.targets
-    common = dict(steps=steps, unit=unit, segments=segments)
-    deletion = faithfulness.deletion_curve(predict, x, attribution, target, **common)
-    insertion = faithfulness.insertion_curve(predict, x, attribution, target, **common)
+    common = dict(steps=settings.steps, unit=settings.unit, segments=settings.segments)
+    deletion = np.asarray(faithfulness.deletion_curve(predict, x, attribution, target, **common))
+    insertion = np.asarray(faithfulness.insertion_curve(predict, x, attribution, target, **common))
     scores = {
         "deletion_auc": np.asarray(faithfulness.curve_auc(deletion)),
         "insertion_auc": np.asarray(faithfulness.curve_auc(insertion)),
         # AOPC from the deletion curve: mean drop from f(x) over the steps (Samek et al.).
-        "aopc_morf": np.asarray(deletion[:, :1] - deletion).mean(axis=1),
+        "aopc_morf": (deletion[:, :1] - deletion).mean(axis=1),
+        "aopc_lerf": np.asarray(faithfulness.aopc(predict, x, attribution, target, order="lerf",
+                                                  **common)),
         "faithfulness_correlation": np.asarray(faithfulness.faithfulness_correlation(
-            predict, x, attribution, target, unit=unit, segments=segments)),
-        "deletion_curve": np.asarray(deletion),
-        "insertion_curve": np.asarray(insertion),
+            predict, x, attribution, target, unit=settings.unit, segments=settings.segments)),
+        "infidelity": np.asarray(faithfulness.infidelity(
+            predict, x, attribution, target, n_perturbations=settings.infidelity_perturbations,
+            noise_std=settings.infidelity_noise, perturbation="multiplicative",
+            optimal_scaling=True)),
+        "deletion_curve": deletion,
+        "insertion_curve": insertion,
     }
+    options = method_options(method, explained, settings.method_options.get(method))
+    if settings.sensitivity_samples and method != "kernel_shap":
+        scores["max_sensitivity"] = np.asarray(faithfulness.max_sensitivity(
+            explanation_fn(method, explained.model, **options), x, target,
+            radius=settings.sensitivity_radius, n_samples=settings.sensitivity_samples))
+    else:
+        scores["max_sensitivity"] = np.full(len(x), np.nan)
+    if settings.randomization:
+        randomized = faithfulness.randomized_copy(explained.model, seed=1)
+        again = attribute(method, randomized, x, target, **options)
+        scores["randomization_similarity"] = np.asarray(
+            faithfulness.rank_correlation(attribution, again, absolute=True))
     if explained.evidence is not None:
         mask = explained.evidence
         scores["pointing_game"] = np.asarray(faithfulness.pointing_game(attribution, mask), np.float64)
@@ -148,40 +208,49 @@ def score_method(explained: ExplainedRun, attribution: np.ndarray, *, steps: int
 
 
 def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test", n: int | None = None,
-                     *, steps: int = 50, unit: str = "patch", segments: int = 20) -> list[dict]:
-    """Score every method on the same ECGs; write the table (CSV, Markdown) and curves (.npz)."""
+                     *, settings: FaithfulnessSettings | None = None, keep_attributions: int = 0,
+                     **setting_overrides) -> list[dict]:
+    """Score every method on the same ECGs; write the table (CSV, Markdown) and curves (.npz).
+
+    ``settings`` (or keyword overrides of its fields, e.g. ``steps=20``) set the budget.
+    Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``;
+    with ``keep_attributions=k`` also ``attributions_{split}.npz``: every method's
+    attribution of the first ``k`` ECGs (for figures), with their signals and targets.
+    """
     workdir = Path(workdir)
+    settings = dataclasses.replace(settings or FaithfulnessSettings(), **setting_overrides)
     explained = open_run(workdir, split, n)
-    rows, curves = [], {}
+    rows, curves, kept = [], {}, {}
     for method in methods:
-        attribution, seconds = explain(explained, method)
-        scores = score_method(explained, attribution, steps=steps, unit=unit, segments=segments)
+        attribution, seconds = explain(explained, method, settings.method_options.get(method))
+        if keep_attributions:
+            kept[method] = attribution[:keep_attributions]
+        scores = score_method(explained, method, attribution, settings)
         curves[f"{method}_deletion"] = scores.pop("deletion_curve")
         curves[f"{method}_insertion"] = scores.pop("insertion_curve")
         row: dict[str, Any] = {"method": method, "n": len(explained.x),
                                "explain_ms_per_ecg": 1e3 * seconds / len(explained.x)}
         for name, values in scores.items():
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
+        if "mask_auroc" in scores:
+            # Localisation is undefined where the explained class has no evidence mask.
+            row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
         rows.append(row)
         logger.info("%s: deletion AUC %.3f, insertion AUC %.3f", method, row["deletion_auc"], row["insertion_auc"])
-    np.savez_compressed(workdir / f"faithfulness_curves_{split}.npz", steps=steps, unit=unit, **curves)
-    _write_table(rows, workdir / f"faithfulness_{split}")
-    (workdir / f"faithfulness_{split}.json").write_text(json.dumps(
-        {"split": split, "unit": unit, "steps": steps, "segments": segments, "rows": rows}, indent=2))
+    if kept:
+        extra = {} if explained.evidence is None else {"evidence": explained.evidence[:keep_attributions]}
+        np.savez_compressed(workdir / f"attributions_{split}.npz", methods=np.asarray(list(kept)),
+                            x=explained.x[:keep_attributions], targets=explained.targets[:keep_attributions],
+                            ecg_ids=explained.ecg_ids[:keep_attributions], classes=np.asarray(explained.classes),
+                            **{f"attribution_{m}": a for m, a in kept.items()}, **extra)
+    np.savez_compressed(workdir / f"faithfulness_curves_{split}.npz", steps=settings.steps,
+                        unit=settings.unit, targets=explained.targets, ecg_ids=explained.ecg_ids,
+                        **curves)
+    metrics = [key for key in rows[0] if key not in ("method", "n", "explain_ms_per_ecg")
+               and not key.endswith(CI_SUFFIXES)] if rows else []
+    write_table(rows, workdir / f"faithfulness_{split}",
+                [("method", "method"), ("n", "n"), ("explain_ms_per_ecg", "ms/ECG"),
+                 *[(key, key) for key in metrics]])
+    summary = {"split": split, **dataclasses.asdict(settings), "rows": rows}
+    (workdir / f"faithfulness_{split}.json").write_text(json.dumps(summary, indent=2, default=str))
     return rows
-
-
-def _write_table(rows: list[dict], stem: Path) -> None:
-    """``stem.csv`` (every column) and ``stem.md`` (mean [95% CI] per metric)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(stem.with_suffix(".csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    metrics = [c for c in columns if c not in ("method", "n", "explain_ms_per_ecg") and not c.endswith(("_ci_low", "_ci_high"))]
-    lines = ["| method | n | ms/ECG | " + " | ".join(metrics) + " |",
-             "|---" * (3 + len(metrics)) + "|"]
-    for row in rows:
-        cells = [f"{row[m]:.3f} [{row[m + '_ci_low']:.3f}, {row[m + '_ci_high']:.3f}]" for m in metrics]
-        lines.append(f"| {row['method']} | {row['n']} | {row['explain_ms_per_ecg']:.1f} | " + " | ".join(cells) + " |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

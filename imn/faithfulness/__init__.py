@@ -10,7 +10,7 @@ perturbed ECG (an IMN's weights depend on its input, DESIGN.md section 2).
 * :mod:`.correlation`: :func:`faithfulness_correlation`, :func:`infidelity`,
   :func:`max_sensitivity`.
 * :mod:`.randomization`: :func:`parameter_randomization` (cascading, Adebayo et al.),
-  :func:`randomization_attributions`, :func:`rank_correlation`.
+  :func:`randomization_attributions`, :func:`randomized_copy`, :func:`rank_correlation`.
 * :mod:`.localization`: :func:`pointing_game`, :func:`relevance_mass_accuracy`,
   :func:`relevance_rank_accuracy`, :func:`mask_auroc` against ground-truth evidence masks.
 """
@@ -34,6 +34,7 @@ from imn.faithfulness.randomization import (
     parameter_randomization,
     parameterised_layers,
     randomization_attributions,
+    randomized_copy,
     rank_correlation,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "parameterised_layers",
     "pointing_game",
     "randomization_attributions",
+    "randomized_copy",
     "rank_correlation",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",

@@ -143,6 +143,21 @@ def randomization_attributions(
     return results
 
 
+def randomized_copy(
+    model: nnx.Module, *, seed: int = 0, random_model: nnx.Module | None = None
+) -> nnx.Module:
+    """A copy of ``model`` with every parameter re-drawn: the last step of the cascade, the
+    fully randomised model that a faithful explanation should no longer resemble."""
+    paths = [path for _, owned in parameterised_layers(model) for path in owned]
+    if not paths:
+        raise ValueError(f"{type(model).__name__} has no nnx.Param to randomise")
+    values = _random_values(model, paths, seed, random_model)
+    copy = nnx.clone(model)
+    for path in paths:
+        _variable(copy, path)[...] = values[path]
+    return copy
+
+
 def rank_correlation(a, b, *, absolute: bool = True) -> jax.Array:
     """Spearman rank correlation per record between two ``(B, ...)`` attribution batches
     (midranks for ties); with ``absolute=True`` of their magnitudes. ``(B,)``; NaN for a
