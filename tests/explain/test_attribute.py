@@ -290,3 +290,20 @@ def test_kernel_shap_is_dispatched_with_the_same_explained_scalar():
     target = jnp.zeros(2, jnp.int32)
     gap = explain(jnp.asarray(x), target) - explain(jnp.zeros_like(jnp.asarray(x)), target)
     np.testing.assert_allclose(phi.sum((1, 2)), gap, rtol=1e-4, atol=1e-4)
+
+
+def test_explanation_fn_is_attribute_as_a_traceable_function():
+    from imn.explain import explanation_fn
+
+    model = tiny_imn(2)
+    x = ecgs()
+    target = np.array([0, 1, 0], np.int32)
+    for method, options in (("saliency", {}), ("integrated_gradients", {"steps": 4})):
+        explain = jax.jit(explanation_fn(method, model, **options))
+        np.testing.assert_allclose(np.asarray(explain(x, target)),
+                                   np.asarray(attribute(method, model, x, target, **options)),
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="kernel_shap"):
+        explanation_fn("kernel_shap", model)
+    with pytest.raises(TypeError, match="unknown option"):
+        explanation_fn("saliency", model, steps=3)

@@ -125,3 +125,15 @@ def test_rank_correlation_of_identical_maps_is_one():
     np.testing.assert_allclose(np.asarray(rank_correlation(a, a)), 1.0, atol=1e-6)
     np.testing.assert_allclose(np.asarray(rank_correlation(a, -a, absolute=False)), -1.0,
                                atol=1e-6)
+
+
+def test_randomized_copy_is_the_end_of_the_cascade(setup):
+    from imn.faithfulness import randomized_copy
+
+    model, x, target = setup
+    cascade = randomization_attributions(model, gradient, x, target, seed=3)
+    copy = randomized_copy(model, seed=3)
+    np.testing.assert_allclose(np.asarray(gradient(copy, x, target)), np.asarray(cascade["first"]),
+                               rtol=1e-5, atol=1e-6)
+    # The trained model itself is untouched.
+    np.testing.assert_array_equal(np.asarray(gradient(model, x, target)), np.asarray(cascade["original"]))
