@@ -3,9 +3,11 @@
     python benchmarks/bench_imn_step.py --batch 64 --sampling-rate 100 [--json]
 
 Training step (both frameworks): forward in train mode (batch-stat BN, dropout), BCE with
-``pos_weight`` + ``lambda * mean|W|``, backward, AdamW (lr 1e-3, weight decay 1e-4). JAX runs
-it as one jitted function with donated buffers; PyTorch runs it eagerly with
-``torch.optim.AdamW``. Inference: forward only, eval mode (``torch.inference_mode``).
+``pos_weight`` + ``lambda * mean|W|``, backward, AdamW (lr 1e-3, weight decay 1e-4). The JAX
+side is the trainer's own ``train_step``/``eval_step`` (:func:`imn.bench.real_step_callables`:
+one jitted function with donated buffers, the batch sharded over the local devices);
+PyTorch runs eagerly with ``torch.optim.AdamW``. Inference: forward only, eval mode
+(``torch.inference_mode``).
 
 The machine may be shared, so the two frameworks are timed in alternation (one JAX step, one
 PyTorch step, ...) and the medians are compared: slow periods hit both sides alike.
@@ -20,69 +22,21 @@ import platform
 import statistics
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from imn.models.imn import ECGIMN  # noqa: E402
+from imn.bench import real_step_callables  # noqa: E402
 
+# What the PyTorch twin is given; the JAX side is the trainer's own step (imn.bench), whose
+# defaults are the same: AdamW lr 1e-3, weight decay 1e-4, lambda = 1e-4.
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
 WEIGHT_PENALTY = 1e-4  # lambda in  loss = BCE + lambda * mean|W|
-
-
-def weighted_bce(logits: jax.Array, labels: jax.Array, pos_weight: float) -> jax.Array:
-    """Mean of PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``."""
-    log_p = jax.nn.log_sigmoid(logits)
-    log_not_p = jax.nn.log_sigmoid(-logits)
-    return -jnp.mean(pos_weight * labels * log_p + (1.0 - labels) * log_not_p)
-
-
-def make_jax_step(model: ECGIMN, pos_weight: float):
-    """A pure jitted training step over ``(params, other state, optimizer state)``."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    optimizer = optax.adamw(LEARNING_RATE, weight_decay=WEIGHT_DECAY)
-    opt_state = optimizer.init(params)
-
-    @partial(jax.jit, donate_argnums=(0, 1, 2))
-    def train_step(params, rest, opt_state, x, y):
-        def loss_fn(params, rest):
-            # rest (BN statistics, dropout RNG) enters as an argument: a module merged
-            # inside the grad trace may only mutate state created at that trace level.
-            module = nnx.merge(graphdef, params, rest, copy=True)
-            out = module.forward(x)
-            loss = weighted_bce(out.logits, y, pos_weight) + WEIGHT_PENALTY * jnp.mean(
-                jnp.abs(out.weights)
-            )
-            return loss, nnx.state(module, nnx.Not(nnx.Param))
-
-        (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new_rest, opt_state, loss
-
-    return train_step, (params, rest, opt_state)
-
-
-def make_jax_predict(model: ECGIMN):
-    model.eval()
-    graphdef, state = nnx.split(model)
-    model.train()
-    # A private copy: the training step donates (deletes) the model's own buffers.
-    state = jax.tree.map(jnp.copy, state)
-
-    @jax.jit
-    def predict(state, x):
-        return nnx.merge(graphdef, state)(x)
-
-    return predict, state
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,22 +60,10 @@ def main(argv: list[str] | None = None) -> dict:
     y_np = (rng.random((args.batch, args.num_classes)) < 0.3).astype(np.float32)
     pos_weight = float((y_np == 0).sum() / max((y_np == 1).sum(), 1))
 
-    # --- JAX -------------------------------------------------------------------------
-    model = ECGIMN(args.num_classes, rngs=nnx.Rngs(0))
-    model.train()
-    n_params = sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    predict, eval_state = make_jax_predict(model)
-    train_step, carry = make_jax_step(model, pos_weight)
-    x_jax, y_jax = jnp.asarray(x_np), jnp.asarray(y_np)
-
-    def jax_train() -> None:
-        nonlocal carry
-        *new_carry, loss = train_step(*carry, x_jax, y_jax)
-        carry = tuple(new_carry)
-        jax.block_until_ready(loss)
-
-    def jax_infer() -> None:
-        jax.block_until_ready(predict(eval_state, x_jax))
+    # --- JAX: the trainer's own jitted steps (imn.train.steps via imn.bench) ------------
+    jax_train, jax_infer, n_params = real_step_callables(
+        "imn", x_np, y_np, sampling_rate=args.sampling_rate,
+        class_weight=np.full(args.num_classes, pos_weight, np.float32), weight_l1=WEIGHT_PENALTY)
 
     # --- PyTorch ---------------------------------------------------------------------
     torch.manual_seed(0)

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import shap  # noqa: E402  (the library; ours is baselines.shap)
 
 from baselines.shap import kernel_shap_groups, lead_segment_groups  # noqa: E402
+from imn.bench_explain import best_batch_size, plain_evaluations_seconds  # noqa: E402
 from imn.models.imn import ECGIMN  # noqa: E402
 
 LEADS = 12
@@ -74,25 +75,6 @@ def timed(fn):
     out = fn()
     jax.block_until_ready(out)
     return out, time.perf_counter() - start
-
-
-def best_batch_size(logits, length: int, candidates=(32, 64, 128, 256)) -> tuple[int, float]:
-    """The batch size with the lowest time per plain model evaluation, and that time (s)."""
-    best = (candidates[0], float("inf"))
-    for batch in candidates:
-        x = jnp.ones((batch, length, LEADS))
-        logits(x).block_until_ready()  # compile
-        _, seconds = timed(lambda: [logits(x) for _ in range(2)])
-        per_eval = seconds / (2 * batch)
-        if per_eval < best[1]:
-            best = (batch, per_eval)
-    return best
-
-
-def plain_evaluations_seconds(logits, length: int, count: int, batch: int) -> float:
-    """Wall time of ``count`` model evaluations in batches of ``batch`` (no masking)."""
-    x = jnp.ones((batch, length, LEADS))
-    return timed(lambda: [logits(x) for _ in range(-(-count // batch))])[1]
 
 
 def make_shap_explainer_fn(logits, groups: np.ndarray, batch: int):

@@ -35,30 +35,30 @@ def _median_seconds(fn, steps: int) -> tuple[float, float]:
     return first, statistics.median(times)
 
 
-def bench_train(model_name: str, *, batch: int = 64, sampling_rate: int = 100, num_classes: int = 1,
-                steps: int = 5, seconds: float = 10.0, compute_dtype: str = "float32") -> dict:
-    """Training and inference samples/s of ``model_name`` on random data of the given size."""
-    length = int(round(seconds * sampling_rate))
-    length -= length % 4
-    outputs = 2 if model_name == "imn_softmax" else num_classes
-    labels_k = 1 if model_name == "imn_softmax" else num_classes
+def real_step_callables(model_name: str, x: np.ndarray, y: np.ndarray, *, sampling_rate: int = 100,
+                        class_weight: np.ndarray | None = None, weight_l1: float = 1e-4,
+                        compute_dtype: str = "float32"):
+    """``(train_once, infer_once, model)``: one call of the trainer's own jitted ``train_step``
+    (AdamW, BCE with ``class_weight`` as pos_weight, plus ``weight_l1 * mean|W|`` for IMN
+    models) and ``eval_step`` on the batch ``x (B, L, 12)``, ``y (B, K)``, each blocking
+    until its result is ready. The batch is sharded over all local devices, as in training.
+    """
+    batch, length, _ = x.shape
+    labels_k = y.shape[1]
+    outputs = 2 if model_name == "imn_softmax" else labels_k
     model = create_model(model_name, num_classes=outputs, sampling_rate=sampling_rate, input_length=length)
-    params = count_params(model)
     head = getattr(model, "head_type", "sigmoid")
-    weights = np.ones(2 if head == "softmax" else labels_k, np.float32)
-    spec = LossSpec(head=head, class_weight=weights, weight_l1=1e-4 if hasattr(model, "generate") else 0.0)
+    if class_weight is None:
+        class_weight = np.ones(2 if head == "softmax" else labels_k, np.float32)
+    spec = LossSpec(head=head, class_weight=np.asarray(class_weight, np.float32),
+                    weight_l1=weight_l1 if hasattr(model, "generate") else 0.0)
+    params = count_params(model)
     mesh = make_mesh()
     tx = make_optimizer(OptimConfig(), steps_per_epoch=100, epochs=100)
     fns = make_steps(model, tx, spec, seed=0, compute_dtype=compute_dtype,
                      state_sharding=replicated_sharding(mesh))
-    rng = np.random.default_rng(0)
-    batch_arrays = {
-        "x": rng.standard_normal((batch, length, 12), dtype=np.float32),
-        "y": (rng.random((batch, labels_k)) < 0.3).astype(np.float32),
-        "mask": np.ones(batch, np.float32),
-        "index": np.arange(batch, dtype=np.int32),
-    }
-    device_batch = shard_batch(batch_arrays, mesh)
+    device_batch = shard_batch({"x": x, "y": y, "mask": np.ones(batch, np.float32),
+                                "index": np.arange(batch, dtype=np.int32)}, mesh)
     state = fns.init_state()
 
     def train_once() -> None:
@@ -69,6 +69,20 @@ def bench_train(model_name: str, *, batch: int = 64, sampling_rate: int = 100, n
     def infer_once() -> None:
         jax.block_until_ready(fns.eval_step(state, device_batch))
 
+    return train_once, infer_once, params
+
+
+def bench_train(model_name: str, *, batch: int = 64, sampling_rate: int = 100, num_classes: int = 1,
+                steps: int = 5, seconds: float = 10.0, compute_dtype: str = "float32") -> dict:
+    """Training and inference samples/s of ``model_name`` on random data of the given size."""
+    length = int(round(seconds * sampling_rate))
+    length -= length % 4
+    labels_k = 1 if model_name == "imn_softmax" else num_classes
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, length, 12), dtype=np.float32)
+    y = (rng.random((batch, labels_k)) < 0.3).astype(np.float32)
+    train_once, infer_once, params = real_step_callables(
+        model_name, x, y, sampling_rate=sampling_rate, compute_dtype=compute_dtype)
     train_first, train_median = _median_seconds(train_once, steps)
     infer_first, infer_median = _median_seconds(infer_once, steps)
     device = jax.devices()[0]
