@@ -150,6 +150,29 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else None
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import os
+
+    from imn.reproduce import make_plan, reproduce
+
+    _setup_logging()
+    root = None if args.synthetic else (args.data or os.environ.get("IMN_PTBXL"))
+    plan = make_plan(args.preset, root=root, synthetic=args.synthetic, models=_names(args.models),
+                     tasks=_names(args.tasks), methods=_names(args.methods), n_explain=args.n_explain)
+    out = Path(args.out or f"results/{plan.source}-{plan.preset}")
+    summary = reproduce(plan, out, figures=not args.no_figures)
+    for table in ("table_classification", "table_faithfulness", "table_localisation", "table_cost"):
+        path = out / f"{table}.md"
+        if path.exists():
+            print(f"\n## {table}\n\n{path.read_text()}")
+    print(f"{len(summary['outputs'])} files in {out}; wall time {summary['wall_seconds_total']:.0f} s")
+    return 0
+
+
 def cmd_bench_train(args: argparse.Namespace) -> int:
     from imn.bench import bench_train
 
@@ -194,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", required=True, help="image path (.png or .pdf)")
     plot.set_defaults(func=cmd_data_plot)
 
+    from imn.data.download import add_download_parser
+
+    add_download_parser(data)
+
     train = commands.add_parser("train", help="train a model (resumes an interrupted run)")
     train.add_argument("--config", required=True, help="configs/NAME.py:PRESET (tiny, quick, cpu, paper, paper500)")
     train.add_argument("--workdir", required=True, help="run folder (checkpoints, metrics, predictions)")
@@ -223,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     faith.add_argument("--segments", type=int, default=20, help="time segments per lead (patch unit)")
     faith.set_defaults(func=cmd_faithfulness)
 
+    repro = commands.add_parser(
+        "reproduce", help="train, evaluate, explain and score every model; write tables and figures (resumable)")
+    repro.add_argument("--preset", default="quick", choices=("tiny", "quick", "cpu", "paper", "paper500"))
+    source = repro.add_mutually_exclusive_group()
+    source.add_argument("--data", help="PTB-XL folder (default: $IMN_PTBXL, else synthetic data)")
+    source.add_argument("--synthetic", action="store_true", help="use the synthetic benchmark")
+    repro.add_argument("--out", help="output folder (default results/SOURCE-PRESET)")
+    repro.add_argument("--models", help="comma-separated subset of the preset's models")
+    repro.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
+    repro.add_argument("--methods", help="comma-separated subset of the explanation methods")
+    repro.add_argument("--n-explain", type=int, help="test ECGs explained per model")
+    repro.add_argument("--no-figures", action="store_true", help="tables only")
+    repro.set_defaults(func=cmd_reproduce)
+
     bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
     bench_train = bench.add_parser("train", help="training and inference samples/s of a model's jitted steps")
     bench_train.add_argument("--model", default="imn", help="a registered model name")
@@ -233,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_train.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     bench_train.add_argument("--json", action="store_true")
     bench_train.set_defaults(func=cmd_bench_train)
+
+    from imn.bench_explain import add_bench_parsers
+
+    add_bench_parsers(bench)
     return parser
 
 

@@ -1,0 +1,165 @@
+"""What ``imn reproduce`` runs for each preset: tasks, models, training configs, explanations.
+
+Every model of a reproduction is trained with the same recipe as ECG-IMN (the paper's:
+per-record z-score, whole 10 s records, AdamW, x0.1 step schedule, early stopping on
+validation macro AUROC), so that each explanation explains exactly the function whose
+AUROC is reported. The PTB-XL benchmark's crop-and-window recipe for the 1-D baselines stays
+available through ``configs/benchmark.py`` for classification-only runs.
+
+Presets (sizes chosen for their machine; measured wall times are in ``results/``):
+
+* ``tiny``: seconds per model; tests and smoke runs.
+* ``quick``: the default reproduction on this project's 2-core CPU (about 15 minutes on
+  synthetic data): fewer records and epochs, 16 explained ECGs, patch-unit curves.
+* ``cpu``: the full task list on whatever data is present at 100 Hz, sized to finish within
+  two hours on a 2-core CPU for the 500-record PTB-XL slice or 1,500 synthetic records.
+* ``paper`` / ``paper500``: the paper's recipe at 100 / 500 Hz, all tasks, for a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from imn.explain.run import FaithfulnessSettings
+from imn.train.config import TrainConfig, apply_overrides
+from imn.train.data import SYNTHETIC_TASK
+from imn.train.presets import PRESETS, check_preset, imn_paper_recipe
+
+# Binary tasks first (the paper's), then the 5-class multi-label one.
+PTBXL_TASKS = ("norm_vs_mi", "norm_vs_sttc", "norm_vs_cd", "norm_vs_hyp", "superdiagnostic")
+MODELS = ("imn", "cnn2d", "inception1d", "resnet1d_wang")
+
+# Which explanation methods each kind of model gets. IMN's own explanation needs
+# ``generate``; Grad-CAM needs a feature map (every baseline, not IMN).
+COMMON_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "gradient_shap",
+                  "kernel_shap", "random")
+IMN_METHODS = ("imn",) + COMMON_METHODS
+BASELINE_METHODS = ("gradcam", "gradcam_x_input") + COMMON_METHODS
+
+
+def applicable_methods(model: str) -> tuple[str, ...]:
+    return IMN_METHODS if model.startswith("imn") else BASELINE_METHODS
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A reproduction: which runs to train and how to explain them."""
+
+    preset: str
+    source: str  # 'ptbxl' or 'synthetic'
+    root: str | None
+    tasks: tuple[str, ...]
+    models: tuple[str, ...]
+    explain_task: str  # the task whose runs are explained and scored
+    n_explain: int  # test ECGs explained per model
+    faithfulness: FaithfulnessSettings
+    train_overrides: tuple[str, ...] = ()  # ``key=value`` applied to every training config
+    methods: tuple[str, ...] | None = None  # restrict the explanation methods (None: all)
+
+    def methods_for(self, model: str) -> tuple[str, ...]:
+        """The explanation methods scored for ``model``: those that apply to it, in order."""
+        return tuple(m for m in applicable_methods(model) if self.methods is None or m in self.methods)
+
+    def config(self, model: str, task: str) -> TrainConfig:
+        """The training config of one run."""
+        config = imn_paper_recipe(self.preset, model=model, task=task)
+        overrides = [f"data.source={self.source}", *self.train_overrides]
+        if self.root is not None:
+            overrides.append(f"data.root={self.root}")
+        return apply_overrides(config, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Per preset: (explained ECGs, faithfulness budget, training overrides, synthetic records).
+# ``quick`` and ``cpu`` use patch-unit curves (12 leads x 20 segments = 240 features in 50
+# steps) so a curve costs 2 x 51 model passes per ECG whatever the sampling rate.
+_BUDGETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        n_explain=4, synthetic_n=160,
+        faithfulness=FaithfulnessSettings(
+            steps=5, infidelity_perturbations=4, sensitivity_samples=2,
+            method_options={"kernel_shap": {"n_samples": 32, "segments": 4},
+                            "integrated_gradients": {"steps": 4},
+                            "gradient_shap": {"n_samples": 4}}),
+        overrides=(),
+    ),
+    "quick": dict(
+        n_explain=16, synthetic_n=400,
+        faithfulness=FaithfulnessSettings(
+            steps=20, infidelity_perturbations=16, sensitivity_samples=4,
+            method_options={"kernel_shap": {"n_samples": 256},
+                            "integrated_gradients": {"steps": 16},
+                            "gradient_shap": {"n_samples": 16}}),
+        overrides=("epochs=6", "patience=3"),
+    ),
+    "cpu": dict(
+        n_explain=32, synthetic_n=1500,
+        faithfulness=FaithfulnessSettings(
+            steps=50, infidelity_perturbations=32, sensitivity_samples=8,
+            method_options={"kernel_shap": {"n_samples": 512},
+                            "integrated_gradients": {"steps": 32},
+                            "gradient_shap": {"n_samples": 32}}),
+        overrides=("epochs=30", "patience=6"),
+    ),
+    "paper": dict(
+        n_explain=200, synthetic_n=20000,
+        faithfulness=FaithfulnessSettings(
+            steps=50, infidelity_perturbations=64, sensitivity_samples=10,
+            method_options={"kernel_shap": {"n_samples": 2048},
+                            "integrated_gradients": {"steps": 50},
+                            "gradient_shap": {"n_samples": 50}}),
+        overrides=(),
+    ),
+}
+_BUDGETS["paper500"] = _BUDGETS["paper"]
+
+
+def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
+              models: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None,
+              methods: tuple[str, ...] | None = None, n_explain: int | None = None) -> Plan:
+    """The plan of ``imn reproduce --preset PRESET`` on PTB-XL in ``root`` or synthetic data.
+
+    ``models``/``tasks``/``methods`` restrict the preset's lists (an unknown name is an
+    error); ``n_explain`` overrides the number of explained test ECGs.
+    """
+    check_preset(preset)
+    if synthetic and root is not None:
+        raise ValueError("give either a PTB-XL folder or --synthetic, not both")
+    budget = _BUDGETS[preset]
+    source = "synthetic" if synthetic or root is None else "ptbxl"
+    all_tasks = (SYNTHETIC_TASK,) if source == "synthetic" else _ptbxl_tasks(preset)
+    chosen_tasks = _restrict("task", tasks, all_tasks)
+    chosen_models = _restrict("model", models, MODELS)
+    chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + BASELINE_METHODS)))
+    overrides = list(budget["overrides"])
+    if source == "synthetic":
+        overrides.append(f"data.synthetic_n={budget['synthetic_n']}")
+    return Plan(
+        preset=preset, source=source, root=root, tasks=chosen_tasks, models=chosen_models,
+        explain_task=chosen_tasks[0], n_explain=n_explain or budget["n_explain"],
+        faithfulness=budget["faithfulness"], train_overrides=tuple(overrides),
+        methods=chosen_methods,
+    )
+
+
+def _ptbxl_tasks(preset: str) -> tuple[str, ...]:
+    if preset == "tiny":
+        return PTBXL_TASKS[:1]
+    if preset == "quick":
+        return ("norm_vs_mi", "superdiagnostic")
+    return PTBXL_TASKS
+
+
+def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, ...]) -> tuple[str, ...]:
+    if not chosen:
+        return available
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise ValueError(f"unknown {kind}(s) {unknown} for this reproduction; expected some of {available}")
+    return tuple(chosen)
+
+
+__all__ = ["MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods", "make_plan"]

@@ -1,0 +1,164 @@
+"""``imn reproduce``: train, evaluate, explain and score every model of a plan, then write the
+tables and figures. Resumable: killed and restarted with the same command, it skips every
+finished run (``metrics.json``) and every finished explanation (``faithfulness_test.json``
+with the same settings), and an unfinished training run resumes from its last checkpoint.
+
+Output folder layout::
+
+    OUT/reproduce.json           plan, command, wall time per stage, device, git commit
+    OUT/table_*.{csv,md}         tables (imn.reproduce.tables)
+    OUT/figures/*.{pdf,png}      figures (imn.reproduce.figures)
+    OUT/runs/TASK/MODEL/         one training run each (config.json, provenance.json,
+                                 metrics.jsonl, metrics.json, predictions_*.npz,
+                                 checkpoints/ (not committed), faithfulness_test.* for the
+                                 explained task)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from imn import provenance
+from imn.reproduce import tables
+from imn.reproduce.plan import Plan
+from imn.report import write_table
+from imn.train.progress import format_seconds
+
+logger = logging.getLogger("imn")
+
+# Test ECGs whose attributions are kept for the figures.
+_FIGURE_ECGS = 4
+
+
+def run_dir(out: Path, task: str, model: str) -> Path:
+    return out / "runs" / task / model
+
+
+class Ledger:
+    """``reproduce.json``: the plan, and wall seconds per stage summed over restarts."""
+
+    def __init__(self, out: Path, plan: Plan):
+        self.path = out / "reproduce.json"
+        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        stored = self.data.get("plan")
+        if stored is not None and stored != json.loads(json.dumps(plan.to_dict())):
+            raise ValueError(
+                f"{out} holds a reproduction with a different plan ({self.path}); use the same "
+                "command to resume it or a new --out folder"
+            )
+        self.data["plan"] = plan.to_dict()
+        self.data.setdefault("stage_seconds", {})
+        self.data["command"] = " ".join(["imn", *sys.argv[1:]]) if sys.argv else "imn reproduce"
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = self.data["stage_seconds"].get(name, 0.0) + time.perf_counter() - start
+            self.data["stage_seconds"][name] = round(seconds, 1)
+            self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        tmp.replace(self.path)
+
+
+def train_stage(plan: Plan, out: Path) -> None:
+    from imn.train.trainer import train_and_evaluate
+
+    pairs = [(task, model) for task in plan.tasks for model in plan.models]
+    for index, (task, model) in enumerate(pairs, 1):
+        workdir = run_dir(out, task, model)
+        if (workdir / "metrics.json").exists():
+            logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
+            continue
+        logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
+        summary = train_and_evaluate(plan.config(model, task), workdir)
+        logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
+                    summary["test"]["macro_auroc"])
+
+
+def _settings_record(plan: Plan, model: str) -> dict[str, Any]:
+    record = json.loads(json.dumps(dataclasses.asdict(plan.faithfulness), default=str))
+    return {**record, "methods": list(plan.methods_for(model)), "n": plan.n_explain}
+
+
+def explain_stage(plan: Plan, out: Path) -> None:
+    from imn.explain.run import faithfulness_run
+
+    for index, model in enumerate(plan.models, 1):
+        workdir = run_dir(out, plan.explain_task, model)
+        marker = workdir / "faithfulness_settings.json"
+        wanted = _settings_record(plan, model)
+        if marker.exists() and json.loads(marker.read_text()) == wanted:
+            logger.info("[%d/%d] explaining %s: done, skipped", index, len(plan.models), model)
+            continue
+        logger.info("[%d/%d] explaining %s on %d test ECGs with %s", index, len(plan.models),
+                    model, plan.n_explain, ", ".join(plan.methods_for(model)))
+        faithfulness_run(workdir, list(plan.methods_for(model)), "test", plan.n_explain,
+                         settings=plan.faithfulness, keep_attributions=_FIGURE_ECGS)
+        # Written last: its presence means the whole explanation stage of this model finished.
+        marker.write_text(json.dumps(wanted, indent=2))
+
+
+def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
+    """(model, method) -> (model evaluations per ECG, 'forward' | 'gradient')."""
+    from imn.bench_explain import evaluations_per_ecg
+
+    return {(model, method): evaluations_per_ecg(method, plan.faithfulness.method_options.get(method, {}))
+            for model in plan.models for method in plan.methods_for(model)}
+
+
+def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
+    runs = {(task, model): run_dir(out, task, model) for task in plan.tasks for model in plan.models}
+    explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
+    written = write_table(tables.classification_rows(runs), out / "table_classification",
+                          tables.CLASSIFICATION_COLUMNS)
+    written += write_table(tables.faithfulness_rows(explained), out / "table_faithfulness",
+                           tables.metric_columns(tables.FAITHFULNESS_METRICS))
+    if plan.source == "synthetic":
+        written += write_table(tables.localisation_rows(explained), out / "table_localisation",
+                               tables.metric_columns(tables.LOCALISATION_METRICS))
+    written += write_table(tables.cost_rows(explained, evaluation_counts(plan), device),
+                           out / "table_cost", tables.COST_COLUMNS)
+    return written
+
+
+def reproduce(plan: Plan, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
+    """Run every stage of ``plan`` into ``out`` (resuming); return the ``reproduce.json`` data."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(out, plan)
+    record = provenance.collect()
+    ledger.data["provenance"] = record
+    device = f"{record['device'].get('platform', '?')}: {record['device'].get('device_kind', '?')}"
+    ledger.save()
+    start = time.perf_counter()
+    with ledger.stage("train"):
+        train_stage(plan, out)
+    with ledger.stage("explain"):
+        explain_stage(plan, out)
+    with ledger.stage("tables"):
+        written = tables_stage(plan, out, device)
+    if figures:
+        from imn.reproduce.figures import figures_stage
+
+        with ledger.stage("figures"):
+            written += figures_stage(plan, out)
+    ledger.data["outputs"] = sorted(str(path.relative_to(out)) for path in written)
+    ledger.data["wall_seconds_total"] = round(sum(ledger.data["stage_seconds"].values()), 1)
+    ledger.data["finished"] = True
+    ledger.save()
+    logger.info("reproduction finished in %s (this invocation); %s total over all invocations",
+                format_seconds(time.perf_counter() - start), format_seconds(ledger.data["wall_seconds_total"]))
+    return ledger.data
