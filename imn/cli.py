@@ -139,19 +139,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else None
+
+
 def cmd_faithfulness(args: argparse.Namespace) -> int:
     from imn.explain.run import faithfulness_run
 
     _setup_logging()
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    faithfulness_run(args.workdir, methods, args.split, args.n, steps=args.steps, unit=args.unit,
-                     segments=args.segments)
+    faithfulness_run(args.workdir, list(_names(args.methods) or ()), args.split, args.n,
+                     steps=args.steps, unit=args.unit, segments=args.segments)
     print((Path(args.workdir) / f"faithfulness_{args.split}.md").read_text())
     return 0
-
-
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else None
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

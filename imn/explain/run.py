@@ -10,6 +10,7 @@ perturbed inputs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -43,13 +44,19 @@ class ExplainedRun:
     ecg_ids: np.ndarray
     background: np.ndarray  # (M, L, 12) training ECGs
     classes: tuple[str, ...]
-    # The probability function, built once: the metrics take it as a static argument of
-    # their jitted programs, so one object per run means one compilation per metric.
-    predict: Any = None
 
-    def __post_init__(self):
-        if self.predict is None:
-            self.predict = make_predict_fn(self.model)
+    @functools.cached_property
+    def predict(self):
+        """The probability function, built once: the metrics take it as a static argument
+        of their jitted programs, so one object per run means one compilation per metric."""
+        return make_predict_fn(self.model)
+
+    @functools.cached_property
+    def randomized_model(self):
+        """The model with every parameter re-drawn (seed 1), built once for all methods."""
+        from imn.faithfulness import randomized_copy
+
+        return randomized_copy(self.model, seed=1)
 
 
 def open_run(workdir: str | Path, split: str = "test", n: int | None = None) -> ExplainedRun:
@@ -194,8 +201,7 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
     else:
         scores["max_sensitivity"] = np.full(len(x), np.nan)
     if settings.randomization:
-        randomized = faithfulness.randomized_copy(explained.model, seed=1)
-        again = attribute(method, randomized, x, target, **options)
+        again = attribute(method, explained.randomized_model, x, target, **options)
         scores["randomization_similarity"] = np.asarray(
             faithfulness.rank_correlation(attribution, again, absolute=True))
     if explained.evidence is not None:

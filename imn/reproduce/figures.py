@@ -46,12 +46,18 @@ def choose_ecg(saved: dict) -> int:
     return 0
 
 
-def raw_signals(plan: Plan, model: str, ecg_ids: np.ndarray) -> np.ndarray:
-    """The records ``ecg_ids`` in mV, ``(n, L, 12)``, as loaded before normalisation."""
+def raw_dataset(plan: Plan):
+    """The explained task's records as loaded before normalisation (signals in mV). Every
+    model of a plan reads the same data for a task, so this is loaded once per stage."""
     from imn.train.data import load_dataset
 
-    config = plan.config(model, plan.explain_task)
+    config = plan.config(plan.models[0], plan.explain_task)
     dataset, _ = load_dataset(config.data, seed=config.seed)
+    return dataset
+
+
+def raw_signals(dataset, ecg_ids: np.ndarray) -> np.ndarray:
+    """The records ``ecg_ids`` of ``dataset`` in mV, ``(n, L, 12)``."""
     position = {int(ecg_id): index for index, ecg_id in enumerate(dataset.ecg_ids)}
     missing = [int(i) for i in ecg_ids if int(i) not in position]
     if missing:
@@ -66,13 +72,15 @@ def ecg_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
 
     written: list[Path] = []
     rate = _sampling_rate(plan)
+    dataset = None
     for model in plan.models:
         saved = _load_attributions(run_dir(out, plan.explain_task, model))
         if saved is None:
             logger.warning("no kept attributions for %s; its ECG figures are skipped", model)
             continue
         index = choose_ecg(saved)
-        signal = raw_signals(plan, model, saved["ecg_ids"][index : index + 1])[0]
+        dataset = dataset if dataset is not None else raw_dataset(plan)
+        signal = raw_signals(dataset, saved["ecg_ids"][index : index + 1])[0]
         methods = [str(m) for m in saved["methods"]]
         maps = {m: saved[f"attribution_{m}"][index] for m in methods}
         primary = primary_method(model)
