@@ -84,13 +84,15 @@ class TransitionDecoder(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
+        out_kernel_scale: float = 1.0,
         rngs: nnx.Rngs,
     ):
         common = dict(impl=impl, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.block1 = ConvBlock(in_features, hidden[0], 3, **common)
         self.block2 = ConvBlock(hidden[0], hidden[1], 3, upsample_input=True, **common)
         self.out = LeadConv(
-            hidden[1], num_classes, 3, use_bias=True, upsample_input=True, **common
+            hidden[1], num_classes, 3, use_bias=True, upsample_input=True,
+            kernel_scale=out_kernel_scale, **common
         )
 
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -112,6 +114,9 @@ class ECGIMN(nnx.Module):
       dtype / param_dtype: computation / storage dtype of the convolutions and norms
         (e.g. ``jnp.bfloat16`` compute on accelerators; no faster on the AVX2 test CPU);
         logits are always float32.
+      weight_init_scale: multiplies the initial kernel of the decoder's last convolution,
+        which writes ``W``. A logit sums ``L x 12`` terms ``W * x``, so unit-scale initial
+        weights give initial logits of about ``sqrt(12 L)`` (about 100 at 100 Hz).
     Shapes:
       ``x (B, L, 12) -> logits (B, K)``, any L divisible by 4.
       In training mode every call draws fresh dropout; use :meth:`forward` to get logits,
@@ -132,6 +137,7 @@ class ECGIMN(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
+        weight_init_scale: float = 1.0,
     ):
         _check_head(head, num_classes)
         self.num_classes = num_classes
@@ -143,7 +149,7 @@ class ECGIMN(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.decoder = TransitionDecoder(
             widths[-1], (widths[-2], widths[-3]), num_classes, impl=impl, dtype=dtype,
-            param_dtype=param_dtype, rngs=rngs,
+            param_dtype=param_dtype, out_kernel_scale=weight_init_scale, rngs=rngs,
         )
         self.bias_head = nnx.Linear(widths[-1], num_classes, param_dtype=param_dtype, rngs=rngs)
 

@@ -176,6 +176,8 @@ class LeadConv(nnx.Module):
       use_bias: add a learned bias per output channel.
       dtype: computation dtype (e.g. ``jnp.bfloat16``); ``None`` keeps the input's dtype.
       param_dtype: storage dtype of the kernel and bias.
+      kernel_scale: multiplies the LeCun-normal initial kernel (ECG-IMN's last decoder layer
+        uses a small one so its initial logits, sums over ``L x 12`` terms, start near O(1)).
     Shapes:
       ``(B, leads, T, C_in) -> (B, leads, T, C_out)``, or ``(B, leads, 2T, C_out)`` with
       ``upsample_input``.
@@ -192,6 +194,7 @@ class LeadConv(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
+        kernel_scale: float = 1.0,
         rngs: nnx.Rngs,
     ):
         if time_kernel % 2 != 1:
@@ -209,9 +212,8 @@ class LeadConv(nnx.Module):
         self.dtype = dtype
         # lecun_normal's fan-in is 3 * time_kernel * C_in, as for the 2-D kernel.
         init = nnx.initializers.lecun_normal()
-        self.kernel = nnx.Param(
-            init(rngs.params(), (3, time_kernel, in_features, out_features), param_dtype)
-        )
+        kernel = init(rngs.params(), (3, time_kernel, in_features, out_features), param_dtype)
+        self.kernel = nnx.Param(kernel if kernel_scale == 1.0 else kernel * kernel_scale)
         self.bias = (
             nnx.Param(jnp.zeros((out_features,), param_dtype)) if use_bias else nnx.data(None)
         )

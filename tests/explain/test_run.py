@@ -56,3 +56,39 @@ def test_faithfulness_table_has_every_method_metric_and_localisation(tiny_run):
 def test_unknown_method_is_a_clear_error(tiny_run):
     with pytest.raises(ValueError, match="unknown method"):
         main(["explain", "--workdir", str(tiny_run), "--method", "lime", "--n", "2"])
+
+
+def test_compile_seconds_counts_compilation_and_not_cached_calls():
+    import jax
+    import jax.numpy as jnp
+
+    from imn.explain.run import compile_seconds
+
+    @jax.jit
+    def heavy(x):
+        for _ in range(30):  # a program big enough that compiling it takes measurable time
+            x = jnp.tanh(x @ x.T) @ x
+        return x
+
+    x = jnp.ones((64, 64))
+    with compile_seconds() as first:
+        heavy(x).block_until_ready()
+    with compile_seconds() as second:
+        heavy(x).block_until_ready()
+    assert first[0] > 0.0
+    assert second[0] == 0.0
+
+
+def test_sensitivity_skip_leaves_nan_and_is_recorded(tiny_run):
+    from imn.explain.run import FaithfulnessSettings, faithfulness_run
+
+    settings = FaithfulnessSettings(steps=3, correlation_runs=4, infidelity_perturbations=2,
+                                    sensitivity_samples=2, sensitivity_skip=("saliency",),
+                                    randomization=False)
+    rows = faithfulness_run(tiny_run, ["saliency", "input_x_gradient"], "test", 3, settings=settings)
+    by_method = {row["method"]: row for row in rows}
+    assert np.isnan(by_method["saliency"]["max_sensitivity"])
+    assert np.isfinite(by_method["input_x_gradient"]["max_sensitivity"])
+    assert by_method["saliency"]["explain_ms_per_ecg"] >= 0.0
+    recorded = json.loads((tiny_run / "faithfulness_test.json").read_text())
+    assert recorded["sensitivity_skip"] == ["saliency"] and recorded["correlation_runs"] == 4

@@ -215,6 +215,20 @@ def test_same_seed_same_model_and_outputs():
     )
 
 
+def test_weight_init_scale_scales_the_generated_weights_only():
+    x = _ecg(2, 1000)
+    plain, scaled = (ECGIMN(2, rngs=nnx.Rngs(3), weight_init_scale=s) for s in (1.0, 0.01))
+    plain.eval(), scaled.eval()
+    w_plain, b_plain = plain.generate(x)
+    w_scaled, b_scaled = scaled.generate(x)
+    # W is the last conv's output, which starts with a zero bias: it scales exactly.
+    np.testing.assert_allclose(w_scaled, 0.01 * w_plain, rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(b_scaled, b_plain)
+    assert _param_count(scaled) == _param_count(plain)
+    # The point of the option: unit-scale weights give logits of order sqrt(12 L).
+    assert float(jnp.abs(plain(x)).max()) > 10 * float(jnp.abs(scaled(x)).max())
+
+
 def test_jitted_training_step_changes_params_and_batch_stats():
     model = ECGIMN(1, rngs=nnx.Rngs(0))
     model.train()
