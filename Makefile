@@ -17,10 +17,10 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
+# The quick reproduction: PTB-XL from $IMN_PTBXL if set, else the synthetic benchmark
+# (at most 15 minutes on a 2-core CPU); tables and figures land in demo/quick/.
 demo: install
-	$(BIN)/imn data synth --out demo/synthetic --n 200 --seed 0
-	$(BIN)/imn data info demo/synthetic
-	$(BIN)/imn data plot demo/synthetic --index 7 --out demo/synthetic_ecg.png
+	$(BIN)/imn reproduce --preset quick --out demo/quick
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -35,6 +35,29 @@ def test_plan_on_ptbxl_covers_the_tasks_and_trains_every_model_on_whole_records(
     assert "gradcam" in plan.methods_for("inception1d") and "imn" not in plan.methods_for("cnn2d")
 
 
+def test_quick_explains_imn_and_its_twin_backbone_and_keeps_every_method():
+    plan = make_plan("quick")
+    assert plan.models_explained == ("imn", "cnn2d") and len(plan.models) == 4
+    methods = set(plan.methods_for("imn")) | set(plan.methods_for("cnn2d"))
+    assert {"imn", "gradcam", "gradcam_x_input", "kernel_shap", "gradient_shap", "random"} <= methods
+    # Restricting the models keeps the preset's choice where it can, else explains them all.
+    assert make_plan("quick", models=("imn", "resnet1d_wang")).models_explained == ("imn",)
+    assert make_plan("quick", models=("resnet1d_wang",)).models_explained == ("resnet1d_wang",)
+    assert make_plan("cpu").models_explained == make_plan("cpu").models
+
+
+def test_cost_table_gives_training_rate_of_models_that_were_not_explained(tmp_path):
+    from imn.reproduce.tables import cost_rows
+
+    workdir = tmp_path / "resnet1d_wang"
+    workdir.mkdir()
+    (workdir / "metrics.jsonl").write_text(
+        "\n".join(json.dumps({"epoch": e, "train_samples_per_s": r}) for e, r in enumerate([5.0, 40.0, 42.0])))
+    rows = cost_rows({"resnet1d_wang": workdir}, {}, "cpu: test")
+    assert len(rows) == 1 and rows[0]["method"] == "(not explained)"
+    assert rows[0]["train_samples_per_s"] == 41.0 and np.isnan(rows[0]["explain_ms_per_ecg"])
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(models=("lstm",)), "unknown model"),
     (dict(tasks=("rhythm_vs_form",)), "unknown task"),

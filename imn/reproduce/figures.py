@@ -73,7 +73,7 @@ def ecg_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
     written: list[Path] = []
     rate = _sampling_rate(plan)
     dataset = None
-    for model in plan.models:
+    for model in plan.models_explained:
         saved = _load_attributions(run_dir(out, plan.explain_task, model))
         if saved is None:
             logger.warning("no kept attributions for %s; its ECG figures are skipped", model)
@@ -113,7 +113,7 @@ def curve_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
     from imn.plots.attribution import save_figure
 
     written: list[Path] = []
-    for model in plan.models:
+    for model in plan.models_explained:
         path = run_dir(out, plan.explain_task, model) / "faithfulness_curves_test.npz"
         if not path.exists():
             continue

@@ -10,10 +10,11 @@ Presets (sizes chosen for their machine; measured wall times are in ``results/``
 
 * ``tiny``: seconds per model; tests and smoke runs.
 * ``quick``: the default reproduction on this project's 2-core CPU (at most 15 minutes on
-  synthetic data): 300 records, 5 epochs, 8 explained ECGs, small evaluation budgets, no
+  synthetic data): 240 records, 4 epochs, 6 explained ECGs, small evaluation budgets, no
   max-sensitivity. A smoke test of the whole pipeline, not a result.
-* ``cpu``: the full task list on whatever data is present at 100 Hz, sized to finish within
-  two hours on a 2-core CPU for the 500-record PTB-XL slice or 1,500 synthetic records.
+* ``cpu``: the full task list on whatever data is present at 100 Hz, sized to finish in
+  about an hour on a 2-core CPU for the 500-record PTB-XL slice or 500 synthetic records
+  (batch 32, 5 epochs with early stopping, 8 explained ECGs, patch-unit curves).
 * ``paper`` / ``paper500``: the paper's recipe at 100 / 500 Hz, all tasks, for a GPU.
 """
 
@@ -57,6 +58,12 @@ class Plan:
     faithfulness: FaithfulnessSettings
     train_overrides: tuple[str, ...] = ()  # ``key=value`` applied to every training config
     methods: tuple[str, ...] | None = None  # restrict the explanation methods (None: all)
+    explained_models: tuple[str, ...] | None = None  # models explained and scored (None: all)
+
+    @property
+    def models_explained(self) -> tuple[str, ...]:
+        """The models whose ``explain_task`` runs are explained and scored."""
+        return self.models if self.explained_models is None else self.explained_models
 
     def methods_for(self, model: str) -> tuple[str, ...]:
         """The explanation methods scored for ``model``: those that apply to it, in order."""
@@ -92,25 +99,29 @@ _BUDGETS: dict[str, dict[str, Any]] = {
                             "gradient_shap": {"n_samples": 4}}),
         overrides=(),
     ),
-    # About 15 minutes on a 2-core CPU for the synthetic default (measured: results/README.md).
+    # At most 15 minutes on a 2-core CPU for the synthetic default (measured: README.md).
+    # Explains IMN and cnn2d only (the same encoder, so the paper's central comparison, and
+    # between them every method); the 1-D baselines are trained and evaluated.
     "quick": dict(
-        n_explain=8, synthetic_n=300,
+        n_explain=6, synthetic_n=240, explained_models=("imn", "cnn2d"),
         faithfulness=FaithfulnessSettings(
             steps=10, correlation_runs=20, infidelity_perturbations=8, sensitivity_samples=0,
-            method_options={"kernel_shap": {"n_samples": 128, "segments": 10},
+            method_options={"kernel_shap": {"n_samples": 64, "segments": 4},
                             "integrated_gradients": {"steps": 8},
                             "gradient_shap": {"n_samples": 8}}),
-        overrides=("epochs=5", "patience=3"),
+        overrides=("epochs=4", "patience=2"),
     ),
+    # Sized so that the PTB-XL slice (5 tasks x 4 models) and 500 synthetic records together
+    # fit in about 1.5 hours of one 2-core CPU (measured: results/*/reproduce.json).
     "cpu": dict(
-        n_explain=32, synthetic_n=1500,
+        n_explain=8, synthetic_n=500,
         faithfulness=FaithfulnessSettings(
-            steps=25, correlation_runs=50, infidelity_perturbations=16, sensitivity_samples=4,
+            steps=15, correlation_runs=24, infidelity_perturbations=8, sensitivity_samples=3,
             sensitivity_skip=_PATH_METHODS,
-            method_options={"kernel_shap": {"n_samples": 512},
-                            "integrated_gradients": {"steps": 16},
-                            "gradient_shap": {"n_samples": 16}}),
-        overrides=("epochs=30", "patience=6"),
+            method_options={"kernel_shap": {"n_samples": 128, "segments": 6},
+                            "integrated_gradients": {"steps": 12},
+                            "gradient_shap": {"n_samples": 12}}),
+        overrides=("epochs=5", "patience=2", "batch_size=32"),
     ),
     "paper": dict(
         n_explain=200, synthetic_n=20000,
@@ -145,8 +156,13 @@ def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
     overrides = list(budget["overrides"])
     if source == "synthetic":
         overrides.append(f"data.synthetic_n={budget['synthetic_n']}")
+    explained = budget.get("explained_models")
+    if explained is not None:
+        # Restricting --models keeps the preset's choice where it can, else explains them all.
+        explained = tuple(m for m in chosen_models if m in explained) or None
     return Plan(
         preset=preset, source=source, root=root, tasks=chosen_tasks, models=chosen_models,
+        explained_models=explained,
         explain_task=chosen_tasks[0], n_explain=n_explain or budget["n_explain"],
         faithfulness=budget["faithfulness"], train_overrides=tuple(overrides),
         methods=chosen_methods,

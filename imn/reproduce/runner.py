@@ -96,14 +96,15 @@ def _settings_record(plan: Plan, model: str) -> dict[str, Any]:
 def explain_stage(plan: Plan, out: Path) -> None:
     from imn.explain.run import faithfulness_run
 
-    for index, model in enumerate(plan.models, 1):
+    models = plan.models_explained
+    for index, model in enumerate(models, 1):
         workdir = run_dir(out, plan.explain_task, model)
         marker = workdir / "faithfulness_settings.json"
         wanted = _settings_record(plan, model)
         if marker.exists() and json.loads(marker.read_text()) == wanted:
-            logger.info("[%d/%d] explaining %s: done, skipped", index, len(plan.models), model)
+            logger.info("[%d/%d] explaining %s: done, skipped", index, len(models), model)
             continue
-        logger.info("[%d/%d] explaining %s on %d test ECGs with %s", index, len(plan.models),
+        logger.info("[%d/%d] explaining %s on %d test ECGs with %s", index, len(models),
                     model, plan.n_explain, ", ".join(plan.methods_for(model)))
         faithfulness_run(workdir, list(plan.methods_for(model)), "test", plan.n_explain,
                          settings=plan.faithfulness, keep_attributions=_FIGURE_ECGS)
@@ -116,12 +117,12 @@ def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
     from imn.bench_explain import evaluations_per_ecg
 
     return {(model, method): evaluations_per_ecg(method, plan.faithfulness.method_options.get(method, {}))
-            for model in plan.models for method in plan.methods_for(model)}
+            for model in plan.models_explained for method in plan.methods_for(model)}
 
 
 def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     runs = {(task, model): run_dir(out, task, model) for task in plan.tasks for model in plan.models}
-    explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
+    explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models_explained}
     written = write_table(tables.classification_rows(runs), out / "table_classification",
                           tables.CLASSIFICATION_COLUMNS)
     written += write_table(tables.faithfulness_rows(explained), out / "table_faithfulness",
@@ -129,7 +130,8 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     if plan.source == "synthetic":
         written += write_table(tables.localisation_rows(explained), out / "table_localisation",
                                tables.metric_columns(tables.LOCALISATION_METRICS))
-    written += write_table(tables.cost_rows(explained, evaluation_counts(plan), device),
+    trained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
+    written += write_table(tables.cost_rows(trained, evaluation_counts(plan), device),
                            out / "table_cost", tables.COST_COLUMNS)
     return written
 

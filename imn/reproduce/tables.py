@@ -137,13 +137,17 @@ def cost_rows(runs: dict[str, Path], evaluations: dict[tuple[str, str], tuple[fl
               device: str) -> list[dict[str, Any]]:
     """Per model and method: explanation ms per ECG (measured in the faithfulness stage),
     model evaluations per ECG and their kind (``evaluations``: (model, method) -> (count,
-    'forward' | 'gradient')), the model's training samples/s, and the device."""
+    'forward' | 'gradient')), the model's training samples/s, and the device. A model whose
+    run was not explained gets one row with its training rate and no method."""
     rows = []
     for model, workdir in runs.items():
         table = _faithfulness_table(workdir)
-        if table is None:
-            continue
         train_rate = training_samples_per_s(workdir)
+        if table is None:
+            rows.append({"model": model, "method": "(not explained)", "explain_ms_per_ecg": float("nan"),
+                         "evaluations_per_ecg": float("nan"), "evaluation_kind": "",
+                         "train_samples_per_s": train_rate, "device": device})
+            continue
         for source in table["rows"]:
             count, kind = evaluations.get((model, source["method"]), (float("nan"), ""))
             rows.append({
