@@ -10,16 +10,24 @@ from typing import Any
 CI_SUFFIXES = ("_ci_low", "_ci_high")
 
 
+def _number(value: float) -> str:
+    """Three decimals, or three significant digits for magnitudes below 0.001 (infidelity of
+    a saturated model is of order 1e-8: three decimals would print every method as 0)."""
+    if value != 0.0 and abs(value) < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.3f}"
+
+
 def format_cell(row: dict[str, Any], key: str) -> str:
     """``mean [low, high]`` when the row has CI bounds for ``key``, else the plain value."""
     value = row.get(key)
     if isinstance(value, float) and value.is_integer() and key + CI_SUFFIXES[0] not in row:
         return str(int(value))
     if isinstance(value, float):
-        text = "n/a" if math.isnan(value) else f"{value:.3f}"
+        text = "n/a" if math.isnan(value) else _number(value)
         low, high = row.get(key + CI_SUFFIXES[0]), row.get(key + CI_SUFFIXES[1])
         if isinstance(low, float) and isinstance(high, float) and not math.isnan(value):
-            text += f" [{low:.3f}, {high:.3f}]"
+            text += f" [{_number(low)}, {_number(high)}]"
         return text
     return "" if value is None else str(value)
 

@@ -203,8 +203,7 @@ def sensitivity_applies(method: str, settings: FaithfulnessSettings) -> bool:
 class _MetricTimer:
     """Wall seconds per metric of one method, logged together (where the scoring time goes)."""
 
-    def __init__(self, method: str):
-        self.method = method
+    def __init__(self):
         self.seconds: dict[str, float] = {}
 
     @contextmanager
@@ -230,7 +229,7 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
     predict = explained.predict
     x, target = explained.x, explained.targets
     common = dict(steps=settings.steps, unit=settings.unit, segments=settings.segments)
-    timer = _MetricTimer(method)
+    timer = _MetricTimer()
     with timer("deletion/insertion"):
         deletion = np.asarray(faithfulness.deletion_curve(predict, x, attribution, target, **common))
         insertion = np.asarray(faithfulness.insertion_curve(predict, x, attribution, target, **common))
