@@ -118,6 +118,21 @@ def test_methods_side_by_side_renders_one_column_per_method(ecg, tmp_path: Path)
                                            time_window=(2.0, 4.5)))
 
 
+def test_methods_side_by_side_wraps_into_rows_of_at_most_columns(ecg, tmp_path: Path) -> None:
+    """Eight methods with columns=4: two rows of four panels, same width, in order."""
+    signal, attribution = ecg
+    methods = {f"m{i}": attribution * (i + 1) for i in range(8)}
+    fig = pa.plot_methods_side_by_side(signal, methods, FS, columns=4)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == list(methods)
+    boxes = [ax.get_position() for ax in axes]
+    assert len({round(b.x0, 6) for b in boxes}) == 4 and len({round(b.y0, 6) for b in boxes}) == 2
+    assert boxes[0].y0 > boxes[4].y0 and abs(boxes[0].x0 - boxes[4].x0) < 1e-9  # row 2 below row 1
+    _render(fig, tmp_path / "methods_grid")
+    with pytest.raises(ValueError, match="columns"):
+        pa.plot_methods_side_by_side(signal, methods, FS, columns=0)
+
+
 def test_lead_focus_renders(ecg, tmp_path: Path) -> None:
     """The focus view has the paper axes and an attribution axes sharing the time span."""
     signal, attribution = ecg

@@ -499,9 +499,11 @@ def plot_methods_side_by_side(
     time_window: tuple[float, float] | None = None,
     title: str | None = None,
     width_mm: float | None = DOUBLE_COLUMN_MM,
+    columns: int = 4,
     out: str | Path | None = None,
 ) -> plt.Figure:
-    """The same ECG once per method (one column each), attribution bands overlaid.
+    """The same ECG once per method (a grid of at most ``columns`` panels per row, in the
+    order given), attribution bands overlaid.
 
     Args:
       signal: ``(L, 12)`` in mV.
@@ -511,11 +513,15 @@ def plot_methods_side_by_side(
       time_window: ``(t0, t1)`` in seconds shown in every panel; default the first 4 s
         (a longer window would shrink the grid too far once split over several columns).
       width_mm: printed width of the whole figure; None for 1:1 paper scale.
+      columns: panels per row (8 methods in one row of a 180 mm figure would be drawn at a
+        fifth of paper scale, with colliding titles).
     """
     signal = _as_ecg(signal, "signal")
     fs = _check_rate(sampling_rate)
     if not attributions:
         raise ValueError("attributions must hold at least one method")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be a positive integer, got {columns!r}")
     normed = {}
     for name, a in attributions.items():
         a = _as_ecg(a, f"attribution of {name!r}")
@@ -534,19 +540,22 @@ def plot_methods_side_by_side(
         )
     _check_width(width_mm)
 
-    n = len(normed)
-    gap, top, bottom = 4.0, (10.0 if title else 5.0), 9.0
+    n = min(len(normed), columns)  # panels per row
+    grid_rows = -(-len(normed) // n)
+    gap, row_gap, top, bottom = 4.0, 6.0, (10.0 if title else 5.0), 9.0
     panel_w = (stop - start) / fs * PAPER_SPEED_MM_PER_S
     paper_h = len(rows) * ROW_HEIGHT_MM
     scale = _scale_for(n * panel_w, width_mm, (n - 1) * gap)
     fig_w = n * panel_w * scale + (n - 1) * gap
-    fig_h = top + paper_h * scale + bottom
+    fig_h = top + grid_rows * paper_h * scale + (grid_rows - 1) * row_gap + bottom
     fig = plt.figure(figsize=(fig_w / MM_PER_INCH, fig_h / MM_PER_INCH))
     panels = [Panel(lead, start, stop, 0.0, paper_h - (r + 0.5) * ROW_HEIGHT_MM)
               for r, lead in enumerate(rows)]
     for j, (name, band) in enumerate(normed.items()):
-        x = j * (panel_w * scale + gap)
-        ax = _paper_axes(fig, x, bottom, panel_w, paper_h, scale)
+        row, column = divmod(j, n)
+        x = column * (panel_w * scale + gap)
+        y = bottom + (grid_rows - 1 - row) * (paper_h * scale + row_gap)
+        ax = _paper_axes(fig, x, y, panel_w, paper_h, scale)
         draw_panels(ax, signal, panels, fs, band=band)
         ax.set_title(name, fontsize=7, pad=2)
     _title(fig, title)
