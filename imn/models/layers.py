@@ -176,8 +176,8 @@ class LeadConv(nnx.Module):
       use_bias: add a learned bias per output channel.
       dtype: computation dtype (e.g. ``jnp.bfloat16``); ``None`` keeps the input's dtype.
       param_dtype: storage dtype of the kernel and bias.
-      kernel_scale: multiplies the LeCun-normal initial kernel (ECG-IMN's last decoder layer
-        uses a small one so its initial logits, sums over ``L x 12`` terms, start near O(1)).
+      kernel_scale: multiplies the LeCun-normal initial kernel (ECG-IMN's ``weight_init_scale``
+        sets it for the decoder layer that writes ``W``).
     Shapes:
       ``(B, leads, T, C_in) -> (B, leads, T, C_out)``, or ``(B, leads, 2T, C_out)`` with
       ``upsample_input``.
