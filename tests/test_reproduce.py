@@ -133,6 +133,13 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     assert os.stat(metrics_file).st_mtime_ns == stamp
     assert (out / "table_faithfulness.csv").read_text() == table
 
-    # The same folder with another plan is refused rather than mixed.
+    # New explanation settings re-explain and keep the trained runs.
+    assert main([*command[:-2], "--methods", "imn,random"]) == 0
+    assert os.stat(metrics_file).st_mtime_ns == stamp
+    assert [(r["model"], r["method"]) for r in _read_csv(out / "table_faithfulness.csv")] == [
+        ("imn", "imn"), ("imn", "random"), ("resnet1d_wang", "random")]
+    assert json.loads((out / "reproduce.json").read_text())["explanation_plans_replaced"]
+
+    # A folder whose trained runs follow another plan is refused rather than mixed.
     with pytest.raises(ValueError, match="different plan"):
-        main([*command[:-2], "--methods", "imn,random"])
+        main([*command[:-4], "--models", "imn", "--methods", "imn,random"])

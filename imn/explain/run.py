@@ -2,9 +2,10 @@
 
 A run folder (from ``imn train``) is reopened from its ``config.json``; the best checkpoint is
 restored into an eval-mode model; the first ``n`` records of a split are explained for their
-target class (the class of highest predicted probability, so every explained prediction is a
-positive call the model really makes); every faithfulness metric re-runs the model on the
-perturbed inputs.
+target (:func:`open_run`: the class the model predicts, and for a binary task the side it
+predicts, so every explained prediction is a call the model really makes; or, on synthetic
+data, a planted class with local evidence); every faithfulness metric re-runs the model on
+the perturbed inputs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from imn.explain.api import METHODS, attribute
+from imn.explain.binary import two_class_view
 from imn.explain.model_fns import predict_fn as make_predict_fn
 from imn.report import CI_SUFFIXES, write_table
 from imn.train.config import TrainConfig
@@ -60,9 +62,54 @@ class ExplainedRun:
         return randomized_copy(self.model, seed=1)
 
 
-def open_run(workdir: str | Path, split: str = "test", n: int | None = None) -> ExplainedRun:
+TARGET_POLICIES = ("predicted", "evidence")
+
+
+def _local_evidence(part, rows: np.ndarray) -> np.ndarray:
+    """``(n, K)`` bool: the record carries the class and its evidence mask is local (covers
+    some but not all of the record; AFIB's and NORM's cover everything, so no map can point
+    at them)."""
+    fraction = np.asarray(part.evidence[rows]).mean(axis=(2, 3))
+    return (part.labels[rows] > 0) & (fraction > 0) & (fraction < 1)
+
+
+def _binary_negative_name(task: str, positive: str) -> str:
+    """The name of class 0 of a binary task (PTB-XL's ``norm_vs_X`` contrasts X with NORM)."""
+    return "NORM" if task.startswith("norm_vs_") else f"not {positive}"
+
+
+def _with_data(config: TrainConfig, spec: str, workdir: Path) -> TrainConfig:
+    """``config`` reading its data from ``spec`` (KIND:DIR): the same kind of data as it was
+    trained on, in another folder (e.g. a run trained on a GPU machine, explained here)."""
+    from imn.data.dataset import EcgDataError
+    from imn.data.sources import parse_data_spec
+
+    kind, root = parse_data_spec(spec)
+    trained = config.data.source if config.data.source != "auto" else None
+    if trained is not None and kind != trained:
+        raise EcgDataError(f"{workdir} was trained on {trained} data; --data {spec!r} is {kind} data")
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, source=kind, root=root))
+
+
+def open_run(workdir: str | Path, split: str = "test", n: int | None = None,
+             targets: str = "predicted", data: str | None = None) -> ExplainedRun:
+    """Restore a run and choose what to explain.
+
+    ``targets="predicted"``: the first ``n`` records of the split, each for the class the
+    model scores highest. A binary task (one output) is explained for the side the model
+    predicts, class 1 when ``p >= 0.5`` and class 0 otherwise, through the two-class view of
+    :mod:`imn.explain.binary` (so ``classes`` becomes ``(class 0, class 1)``).
+    ``targets="evidence"`` (data with evidence masks: the synthetic benchmark): the first
+    ``n`` records carrying a class with a local evidence mask, each for the highest-scored
+    such class, so that every explanation can be scored for localisation.
+    ``data``: where the run's data lives now (KIND:DIR), if not where ``config.json`` says.
+    """
+    if targets not in TARGET_POLICIES:
+        raise ValueError(f"unknown target policy {targets!r}; expected one of {TARGET_POLICIES}")
     workdir = Path(workdir)
     config = TrainConfig.from_json((workdir / "config.json").read_text())
+    if data is not None:
+        config = _with_data(config, data, workdir)
     if config.data.crop_seconds is not None:
         raise ValueError(
             f"{workdir} was trained on {config.data.crop_seconds} s crops; explaining whole records "
@@ -72,23 +119,39 @@ def open_run(workdir: str | Path, split: str = "test", n: int | None = None) -> 
     try:
         state, _ = restore_for_evaluation(run)
         part = run.data.split(split)
-        count = len(part) if n is None else min(n, len(part))
-        x = np.asarray(part.signals[:count], np.float32)
+        rows = np.arange(len(part))
+        if targets == "evidence":
+            if part.evidence is None:
+                raise ValueError(f"{workdir}: targets='evidence' needs data with evidence masks "
+                                 "(the synthetic benchmark); this run's data has none")
+            rows = np.flatnonzero(_local_evidence(part, rows).any(axis=1))
+        rows = rows if n is None else rows[:n]
+        x = np.asarray(part.signals[rows], np.float32)
         scores = predict(run, state, x)
         model = merge_eval_model(run.steps, state)
     finally:
         run.checkpoints.close()
-    label_targets = scores.argmax(axis=1).astype(np.int32)  # a column of the labels
+    classes = run.data.classes
     evidence = None
+    if targets == "evidence":
+        eligible = _local_evidence(part, rows)
+        label_targets = np.where(eligible, scores, -np.inf).argmax(axis=1).astype(np.int32)
+    else:
+        label_targets = scores.argmax(axis=1).astype(np.int32)  # a column of the labels
     if part.evidence is not None:
-        evidence = np.asarray(part.evidence[np.arange(count), label_targets])
-    # A softmax head's label column 0 is its class 1 (see imn.train.losses.scores_from_logits).
-    softmax = getattr(model, "head_type", "sigmoid") == "softmax"
-    targets = np.ones_like(label_targets) if softmax else label_targets
+        evidence = np.asarray(part.evidence[rows, label_targets])
+    if len(classes) == 1 and targets == "predicted":
+        target_ids = (scores[:, 0] >= 0.5).astype(np.int32)
+        # A softmax head's logits already are (class 0, class 1) (imn.train.losses).
+        if getattr(model, "head_type", "sigmoid") == "sigmoid":
+            model = two_class_view(model)
+        classes = (_binary_negative_name(config.data.task, classes[0]), classes[0])
+    else:
+        target_ids = label_targets
     rng = np.random.default_rng(config.seed)
     pick = rng.choice(len(run.data.train), size=min(_BACKGROUND_SIZE, len(run.data.train)), replace=False)
-    return ExplainedRun(model, x, targets, evidence, part.ecg_ids[:count],
-                        np.asarray(run.data.train.signals[np.sort(pick)], np.float32), run.data.classes)
+    return ExplainedRun(model, x, target_ids, evidence, part.ecg_ids[rows],
+                        np.asarray(run.data.train.signals[np.sort(pick)], np.float32), classes)
 
 
 def method_options(method: str, explained: ExplainedRun, options: dict | None = None) -> dict:
@@ -139,9 +202,10 @@ def explain(explained: ExplainedRun, method: str, options: dict | None = None) -
 
 
 def explain_run(workdir: str | Path, method: str, split: str = "test", n: int | None = None,
-                options: dict | None = None) -> Path:
-    """Write ``attributions_{method}_{split}.npz`` into the run folder and return its path."""
-    explained = open_run(workdir, split, n)
+                options: dict | None = None, targets: str = "predicted", data: str | None = None) -> Path:
+    """Write ``attributions_{method}_{split}.npz`` into the run folder and return its path
+    (``targets``, ``data``: as for :func:`open_run`)."""
+    explained = open_run(workdir, split, n, targets=targets, data=data)
     attribution, seconds = explain(explained, method, options)
     out = Path(workdir) / f"attributions_{method}_{split}.npz"
     np.savez_compressed(out, attribution=attribution, x=explained.x, targets=explained.targets,
@@ -180,6 +244,8 @@ class FaithfulnessSettings:
     ``randomization``: correlate each explanation with the same method on a copy of the
     model whose parameters are all re-drawn (the end of Adebayo et al.'s cascade).
     ``method_options``: per-method options, e.g. ``{"kernel_shap": {"n_samples": 512}}``.
+    ``targets``: which records and classes are explained (:func:`open_run`): ``"predicted"``
+    or ``"evidence"`` (synthetic data: planted classes with local evidence, for localisation).
     """
 
     steps: int = 50
@@ -193,6 +259,7 @@ class FaithfulnessSettings:
     sensitivity_skip: tuple[str, ...] = ("kernel_shap",)
     randomization: bool = True
     method_options: dict = dataclasses.field(default_factory=dict)
+    targets: str = "predicted"
 
 
 def sensitivity_applies(method: str, settings: FaithfulnessSettings) -> bool:
@@ -278,17 +345,18 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
 
 def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test", n: int | None = None,
                      *, settings: FaithfulnessSettings | None = None, keep_attributions: int = 0,
-                     **setting_overrides) -> list[dict]:
+                     data: str | None = None, **setting_overrides) -> list[dict]:
     """Score every method on the same ECGs; write the table (CSV, Markdown) and curves (.npz).
 
     ``settings`` (or keyword overrides of its fields, e.g. ``steps=20``) set the budget.
     Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``;
     with ``keep_attributions=k`` also ``attributions_{split}.npz``: every method's
     attribution of the first ``k`` ECGs (for figures), with their signals and targets.
+    ``data``: where the run's data lives now (KIND:DIR), as for :func:`open_run`.
     """
     workdir = Path(workdir)
     settings = dataclasses.replace(settings or FaithfulnessSettings(), **setting_overrides)
-    explained = open_run(workdir, split, n)
+    explained = open_run(workdir, split, n, targets=settings.targets, data=data)
     rows, curves, kept = [], {}, {}
     for method in methods:
         attribution, seconds = explain(explained, method, settings.method_options.get(method))

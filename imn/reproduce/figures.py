@@ -23,8 +23,13 @@ PRIMARY_METHOD = {"imn": "imn"}
 BASELINE_PRIMARY = "gradcam"
 
 
-def primary_method(model: str) -> str:
-    return PRIMARY_METHOD.get(model, BASELINE_PRIMARY)
+def primary_method(model: str, methods: list[str] | None = None) -> str:
+    """The method drawn on a model's ECG figures: its own (IMN) or Grad-CAM, or, when the
+    plan did not explain with that one, the first explained method that is not the control."""
+    preferred = PRIMARY_METHOD.get(model, BASELINE_PRIMARY)
+    if methods is None or preferred in methods:
+        return preferred
+    return next((m for m in methods if m != "random"), methods[0])
 
 
 def _load_attributions(workdir: Path) -> dict | None:
@@ -83,7 +88,7 @@ def ecg_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
         signal = raw_signals(dataset, saved["ecg_ids"][index : index + 1])[0]
         methods = [str(m) for m in saved["methods"]]
         maps = {m: saved[f"attribution_{m}"][index] for m in methods}
-        primary = primary_method(model)
+        primary = primary_method(model, methods)
         attribution = maps[primary]
         ecg_id = int(saved["ecg_ids"][index])
         classes = saved["classes"]

@@ -49,7 +49,7 @@ class Plan:
     """A reproduction: which runs to train and how to explain them."""
 
     preset: str
-    source: str  # 'ptbxl' or 'synthetic'
+    source: str  # a data source kind (imn.data.sources.KINDS)
     root: str | None
     tasks: tuple[str, ...]
     models: tuple[str, ...]
@@ -137,25 +137,40 @@ _BUDGETS["paper500"] = _BUDGETS["paper"]
 
 
 def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
+              source: str | None = None,
               models: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None,
               methods: tuple[str, ...] | None = None, n_explain: int | None = None) -> Plan:
-    """The plan of ``imn reproduce --preset PRESET`` on PTB-XL in ``root`` or synthetic data.
+    """The plan of ``imn reproduce --preset PRESET`` on the data in ``root`` (of kind
+    ``source``, default PTB-XL) or on synthetic data (``synthetic=True`` or no ``root``).
 
     ``models``/``tasks``/``methods`` restrict the preset's lists (an unknown name is an
     error); ``n_explain`` overrides the number of explained test ECGs.
     """
     check_preset(preset)
     if synthetic and root is not None:
-        raise ValueError("give either a PTB-XL folder or --synthetic, not both")
+        raise ValueError("give either a data folder or --synthetic, not both")
     budget = _BUDGETS[preset]
-    source = "synthetic" if synthetic or root is None else "ptbxl"
-    all_tasks = (SYNTHETIC_TASK,) if source == "synthetic" else _ptbxl_tasks(preset)
-    chosen_tasks = _restrict("task", tasks, all_tasks)
+    if synthetic or (root is None and source in (None, "synthetic")):
+        source = "synthetic"
+    elif root is None:
+        raise ValueError(f"data source {source!r} needs a folder")
+    else:
+        source = source or "ptbxl"
+    all_tasks = _source_tasks(source, preset)
+    if tasks and source not in ("ptbxl", "tfds", "synthetic"):
+        from imn.data.sources import source_tasks
+
+        chosen_tasks = _restrict("task", tasks, source_tasks(source))
+    else:
+        chosen_tasks = _restrict("task", tasks, all_tasks)
     chosen_models = _restrict("model", models, MODELS)
     chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + BASELINE_METHODS)))
     overrides = list(budget["overrides"])
+    faithfulness = budget["faithfulness"]
     if source == "synthetic":
         overrides.append(f"data.synthetic_n={budget['synthetic_n']}")
+        # Explain planted findings, so that every explained ECG is scored for localisation.
+        faithfulness = dataclasses.replace(faithfulness, targets="evidence")
     explained = budget.get("explained_models")
     if explained is not None:
         # Restricting --models keeps the preset's choice where it can, else explains them all.
@@ -164,12 +179,18 @@ def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
         preset=preset, source=source, root=root, tasks=chosen_tasks, models=chosen_models,
         explained_models=explained,
         explain_task=chosen_tasks[0], n_explain=n_explain or budget["n_explain"],
-        faithfulness=budget["faithfulness"], train_overrides=tuple(overrides),
+        faithfulness=faithfulness, train_overrides=tuple(overrides),
         methods=chosen_methods,
     )
 
 
-def _ptbxl_tasks(preset: str) -> tuple[str, ...]:
+def _source_tasks(source: str, preset: str) -> tuple[str, ...]:
+    """The tasks a preset trains: PTB-XL's (also read through TFDS) grow with the preset;
+    every other source has one default task (imn.data.sources)."""
+    if source not in ("ptbxl", "tfds"):
+        from imn.data.sources import default_task
+
+        return (SYNTHETIC_TASK,) if source == "synthetic" else (default_task(source),)
     if preset == "tiny":
         return PTBXL_TASKS[:1]
     if preset == "quick":

@@ -41,6 +41,16 @@ def run_dir(out: Path, task: str, model: str) -> Path:
     return out / "runs" / task / model
 
 
+# Plan fields that only the explanation stage reads. Changing them (a new budget or target
+# policy) re-explains on the next invocation, because the stage's marker no longer matches,
+# and keeps every trained run.
+_EXPLANATION_FIELDS = ("faithfulness", "n_explain", "methods", "explained_models")
+
+
+def _training_part(plan: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in plan.items() if key not in _EXPLANATION_FIELDS}
+
+
 class Ledger:
     """``reproduce.json``: the plan, and wall seconds per stage summed over restarts."""
 
@@ -48,11 +58,17 @@ class Ledger:
         self.path = out / "reproduce.json"
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         stored = self.data.get("plan")
-        if stored is not None and stored != json.loads(json.dumps(plan.to_dict())):
+        current = json.loads(json.dumps(plan.to_dict()))
+        if stored is not None and _training_part(stored) != _training_part(current):
             raise ValueError(
-                f"{out} holds a reproduction with a different plan ({self.path}); use the same "
-                "command to resume it or a new --out folder"
+                f"{out} holds a reproduction whose trained runs follow a different plan "
+                f"({self.path}); use the same command to resume it or a new --out folder"
             )
+        if stored is not None and stored != current:
+            logger.info("%s: the explanation settings changed; the trained runs are kept and "
+                        "the models are explained again", out)
+            self.data.setdefault("explanation_plans_replaced", []).append(
+                {key: stored.get(key) for key in _EXPLANATION_FIELDS})
         self.data["plan"] = plan.to_dict()
         self.data.setdefault("stage_seconds", {})
         self.data["command"] = " ".join(["imn", *sys.argv[1:]]) if sys.argv else "imn reproduce"

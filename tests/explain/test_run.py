@@ -92,3 +92,43 @@ def test_sensitivity_skip_leaves_nan_and_is_recorded(tiny_run):
     assert by_method["saliency"]["explain_ms_per_ecg"] >= 0.0
     recorded = json.loads((tiny_run / "faithfulness_test.json").read_text())
     assert recorded["sensitivity_skip"] == ["saliency"] and recorded["correlation_runs"] == 4
+
+
+def test_evidence_targets_explain_planted_local_findings(tiny_run):
+    from imn.explain.run import open_run
+
+    explained = open_run(tiny_run, "test", 4, targets="evidence")
+    predictions = np.load(tiny_run / "predictions_test.npz")
+    rows = np.searchsorted(predictions["ecg_ids"], explained.ecg_ids)
+    labels = predictions["labels"][rows]
+    assert len(explained.x) == 4
+    # Every explained class is planted in its record and has a mask that can be pointed at.
+    assert (labels[np.arange(4), explained.targets] > 0).all()
+    covered = explained.evidence.mean(axis=(1, 2))
+    assert ((covered > 0) & (covered < 1)).all()
+    with pytest.raises(ValueError, match="unknown target policy"):
+        open_run(tiny_run, "test", 2, targets="labelled")
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory, ptbxl_root):
+    workdir = tmp_path_factory.mktemp("binary")
+    config = load_config(f"{REPO / 'configs/imn.py'}:tiny",
+                         ["data.source=ptbxl", f"data.root={ptbxl_root}", "data.task=norm_vs_mi"])
+    train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_binary_task_is_explained_for_the_side_the_model_predicts(binary_run):
+    from imn.explain.run import FaithfulnessSettings, faithfulness_run, open_run
+
+    explained = open_run(binary_run, "test", 6)
+    scores = np.load(binary_run / "predictions_test.npz")["scores"][:6, 0]
+    assert explained.classes == ("NORM", "MI")
+    np.testing.assert_array_equal(explained.targets, (scores >= 0.5).astype(int))
+    settings = FaithfulnessSettings(steps=3, correlation_runs=4, infidelity_perturbations=2,
+                                    sensitivity_samples=0, randomization=False)
+    faithfulness_run(binary_run, ["imn"], "test", 6, settings=settings)
+    curves = np.load(binary_run / "faithfulness_curves_test.npz")
+    # Each curve starts at the probability of the predicted side: p or 1 - p, never below 0.5.
+    np.testing.assert_allclose(curves["imn_deletion"][:, 0], np.maximum(scores, 1 - scores), atol=1e-5)
