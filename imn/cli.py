@@ -16,41 +16,53 @@ from pathlib import Path
 from imn.data.dataset import SUPPORTED_SAMPLING_RATES, EcgDataError
 
 
-def _is_synthetic_folder(root: Path) -> bool:
-    return any(root.glob("evidence_*.npz"))
-
-
-def _load_any(root: Path, task: str, sampling_rate: int, progress: bool = True):
-    """A PTB-XL-layout folder: the synthetic benchmark (with evidence) or real PTB-XL."""
-    from imn.data.ptbxl import load_ptbxl
-    from imn.data.synthetic import load_synthetic
-
-    if _is_synthetic_folder(root):
-        return load_synthetic(root, sampling_rate=sampling_rate)
-    return load_ptbxl(root, task, sampling_rate=sampling_rate, progress=progress)
-
-
 def _available_rates(root: Path) -> list[int]:
     return [rate for rate in SUPPORTED_SAMPLING_RATES if (root / f"records{rate}").is_dir()]
 
 
-def cmd_data_info(args: argparse.Namespace) -> int:
-    from imn.data.ptbxl import TASKS
+DATA_HELP = ("the data: KIND:DIR with KIND ptbxl, cinc, cpsc2018, mimic, tfds or synthetic "
+             "(a bare DIR is PTB-XL, or the synthetic benchmark if `imn data synth` wrote it); "
+             "'synthetic' alone generates it")
 
-    root = Path(args.root)
-    rates = _available_rates(root)
-    if not rates:
-        raise EcgDataError(f"{root}: no records100/ or records500/ folder; is this a PTB-XL-layout folder?")
-    rate = args.sampling_rate or rates[0]
-    synthetic = _is_synthetic_folder(root)
-    print(f"{root}: {'synthetic benchmark' if synthetic else 'PTB-XL layout'}; "
-          f"sampling rates present: {', '.join(f'{r} Hz' for r in rates)}")
-    tasks = ["superdiagnostic"] if synthetic else (args.task or list(TASKS))
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from imn.data.sources import default_task, load_source, parse_data_spec
+
+    kind, root = parse_data_spec(args.root)
+    rate = args.sampling_rate
+    if kind in ("ptbxl", "synthetic") and root is not None:
+        rates = _available_rates(Path(root))
+        if not rates:
+            raise EcgDataError(f"{root}: no records100/ or records500/ folder; is this a PTB-XL-layout folder?")
+        rate = rate or rates[0]
+        print(f"{root}: {'synthetic benchmark' if kind == 'synthetic' else 'PTB-XL layout'}; "
+              f"sampling rates present: {', '.join(f'{r} Hz' for r in rates)}")
+    else:
+        rate = rate or 100
+        print(f"{root or 'generated'}: {kind} data, read at {rate} Hz")
+    if kind == "ptbxl" and not args.task:
+        from imn.data.ptbxl import TASKS
+
+        tasks = list(TASKS)
+    else:
+        tasks = args.task or [default_task(kind)]
     for task in tasks:
         started = time.perf_counter()
-        dataset = _load_any(root, task, rate)
+        dataset = load_source(kind, root, task, rate, progress=True)
         print(dataset.summary())
         print(f"  (loaded in {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def cmd_data_tfds(args: argparse.Namespace) -> int:
+    from imn.data.tfds_ptbxl import load_tfds_ptbxl, prepare_tfds_ptbxl
+
+    for task in args.task or ["superdiagnostic"]:
+        started = time.perf_counter()
+        folder = prepare_tfds_ptbxl(args.ptbxl, args.out, task, args.sampling_rate)
+        dataset = load_tfds_ptbxl(args.out, task, args.sampling_rate)
+        print(f"{folder}: {len(dataset)} records, ready in {time.perf_counter() - started:.1f} s "
+              f"(train with --data tfds:{args.out} --set data.task={task})")
     return 0
 
 
@@ -67,10 +79,11 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_plot(args: argparse.Namespace) -> int:
+    from imn.data.sources import load_source, parse_data_spec
     from imn.plots.ecg import plot_ecg
 
-    root = Path(args.root)
-    dataset = _load_any(root, args.task, args.sampling_rate, progress=False)
+    kind, root = parse_data_spec(args.root)
+    dataset = load_source(kind, root, args.task, args.sampling_rate)
     if not 0 <= args.index < len(dataset):
         raise EcgDataError(f"{root}: index {args.index} is outside 0..{len(dataset) - 1}")
     record = dataset.subset([args.index])
@@ -111,7 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from imn.train.trainer import train_and_evaluate
 
     _setup_logging()
-    config = load_config(args.config, args.set)
+    overrides = list(args.set)
+    if args.data:
+        overrides = _data_overrides(args.data, overrides)
+    config = load_config(args.config, overrides)
     summary = train_and_evaluate(config, args.workdir)
     test = summary["test"]
     print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
@@ -120,6 +136,18 @@ def cmd_train(args: argparse.Namespace) -> int:
                       "test_macro_auroc_ci": [test["macro_auroc_ci_low"], test["macro_auroc_ci_high"]]},
                      indent=2))
     return 0
+
+
+def _data_overrides(spec: str, overrides: list[str]) -> list[str]:
+    """``--data KIND:DIR`` as config overrides. The recipe's task (a PTB-XL task) gives way
+    to the source's default task unless ``--set data.task=...`` names one."""
+    from imn.data.sources import default_task, parse_data_spec
+
+    kind, root = parse_data_spec(spec)
+    extra = [f"data.source={kind}"] + ([f"data.root={root}"] if root else [])
+    if kind not in ("ptbxl", "tfds", "synthetic") and not any(o.startswith("data.task=") for o in overrides):
+        extra.append(f"data.task={default_task(kind)}")
+    return extra + overrides
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -135,7 +163,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from imn.explain.run import explain_run
 
     _setup_logging()
-    print(explain_run(args.workdir, args.method, args.split, args.n))
+    print(explain_run(args.workdir, args.method, args.split, args.n, targets=args.targets, data=args.data))
     return 0
 
 
@@ -148,7 +176,8 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
 
     _setup_logging()
     faithfulness_run(args.workdir, list(_names(args.methods) or ()), args.split, args.n,
-                     steps=args.steps, unit=args.unit, segments=args.segments)
+                     data=args.data, steps=args.steps, unit=args.unit, segments=args.segments,
+                     targets=args.targets)
     print((Path(args.workdir) / f"faithfulness_{args.split}.md").read_text())
     return 0
 
@@ -159,8 +188,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from imn.reproduce import make_plan, reproduce
 
     _setup_logging()
-    root = None if args.synthetic else (args.data or os.environ.get("IMN_PTBXL"))
-    plan = make_plan(args.preset, root=root, synthetic=args.synthetic, models=_names(args.models),
+    from imn.data.sources import parse_data_spec
+
+    kind, root = (None, None) if args.synthetic else parse_data_spec(
+        args.data or os.environ.get("IMN_PTBXL") or "synthetic")
+    plan = make_plan(args.preset, root=root, source=kind, synthetic=args.synthetic,
+                     models=_names(args.models),
                      tasks=_names(args.tasks), methods=_names(args.methods), n_explain=args.n_explain)
     out = Path(args.out or f"results/{plan.source}-{plan.preset}")
     summary = reproduce(plan, out, figures=not args.no_figures)
@@ -187,6 +220,13 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_DATA_HELP = ("where the run's data is now, as KIND:DIR of the kind it was trained on "
+                 "(default: the folder recorded in its config.json)")
+TARGETS_HELP = ("which records and classes are explained: 'predicted' (the class, or for a binary "
+                "task the side, the model predicts) or 'evidence' (synthetic data: the first records "
+                "with a planted local finding, for that class)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -195,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True
     )
     info = data.add_parser("info", help="records, rates and label counts per task and split")
-    info.add_argument("root", help="a PTB-XL-layout folder (PhysioNet download or `imn data synth` output)")
-    info.add_argument("--task", action="append", help="only this task (repeatable); default: all tasks")
+    info.add_argument("root", metavar="DATA", help=DATA_HELP)
+    info.add_argument("--task", action="append",
+                      help="only this task (repeatable); default: every PTB-XL task, else the source's default")
     info.add_argument("--sampling-rate", type=int, choices=SUPPORTED_SAMPLING_RATES)
     info.set_defaults(func=cmd_data_info)
 
@@ -208,13 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_data_synth)
 
     plot = data.add_parser("plot", help="plot one record on clinical ECG paper")
-    plot.add_argument("root")
+    plot.add_argument("root", metavar="DATA", help=DATA_HELP)
     plot.add_argument("--index", type=int, default=0, help="row of the loaded dataset")
     plot.add_argument("--task", default="superdiagnostic")
     plot.add_argument("--sampling-rate", type=int, default=100, choices=SUPPORTED_SAMPLING_RATES)
     plot.add_argument("--layout", default="6x2", choices=("6x2", "12x1"))
     plot.add_argument("--out", required=True, help="image path (.png or .pdf)")
     plot.set_defaults(func=cmd_data_plot)
+
+    tfds = data.add_parser("tfds", help="write PTB-XL as a TFDS dataset (ArrayRecord; read with --data tfds:DIR)")
+    tfds.add_argument("--ptbxl", required=True, help="the PTB-XL folder to convert")
+    tfds.add_argument("--out", required=True, help="the TFDS data_dir")
+    tfds.add_argument("--task", action="append", help="a task to build (repeatable; default superdiagnostic)")
+    tfds.add_argument("--sampling-rate", type=int, default=100, choices=SUPPORTED_SAMPLING_RATES)
+    tfds.set_defaults(func=cmd_data_tfds)
 
     from imn.data.download import add_download_parser
 
@@ -225,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workdir", required=True, help="run folder (checkpoints, metrics, predictions)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. data.task=norm_vs_mi (repeatable)")
+    train.add_argument("--data", help=DATA_HELP + " (default: the config's data.source and data.root)")
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run's best checkpoint")
@@ -237,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--method", required=True, help="imn, gradcam, saliency, integrated_gradients, ...")
     explain.add_argument("--split", default="test", choices=("train", "validation", "test"))
     explain.add_argument("--n", type=int, help="only the first N records of the split")
+    explain.add_argument("--targets", default="predicted", choices=("predicted", "evidence"),
+                         help=TARGETS_HELP)
+    explain.add_argument("--data", help=RUN_DATA_HELP)
     explain.set_defaults(func=cmd_explain)
 
     faith = commands.add_parser("faithfulness", help="faithfulness (and localisation) table of several methods")
@@ -247,13 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     faith.add_argument("--steps", type=int, default=50, help="perturbation steps of the curves")
     faith.add_argument("--unit", default="patch", choices=("sample", "patch"))
     faith.add_argument("--segments", type=int, default=20, help="time segments per lead (patch unit)")
+    faith.add_argument("--targets", default="predicted", choices=("predicted", "evidence"),
+                       help=TARGETS_HELP)
+    faith.add_argument("--data", help=RUN_DATA_HELP)
     faith.set_defaults(func=cmd_faithfulness)
 
     repro = commands.add_parser(
         "reproduce", help="train, evaluate, explain and score every model; write tables and figures (resumable)")
     repro.add_argument("--preset", default="quick", choices=("tiny", "quick", "cpu", "paper", "paper500"))
     source = repro.add_mutually_exclusive_group()
-    source.add_argument("--data", help="PTB-XL folder (default: $IMN_PTBXL, else synthetic data)")
+    source.add_argument("--data", help=DATA_HELP + " (default: $IMN_PTBXL, else synthetic data)")
     source.add_argument("--synthetic", action="store_true", help="use the synthetic benchmark")
     repro.add_argument("--out", help="output folder (default results/SOURCE-PRESET)")
     repro.add_argument("--models", help="comma-separated subset of the preset's models")

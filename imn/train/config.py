@@ -22,9 +22,11 @@ from typing import Any
 class DataConfig:
     """Where records come from and how they are prepared.
 
-    ``source``: 'ptbxl' (a PhysioNet-layout folder in ``root``), 'synthetic' (generated in
-    memory: ``synthetic_n`` records with ``seed``) or 'auto' (PTB-XL if ``root`` is given or
-    the environment variable ``IMN_PTBXL`` names a folder, synthetic otherwise).
+    ``source``: one of :data:`imn.data.sources.KINDS` with its folder in ``root``: 'ptbxl'
+    (a PhysioNet-layout folder), 'cinc', 'cpsc2018', 'mimic', 'tfds'; 'synthetic' (generated in
+    memory: ``synthetic_n`` records with ``seed``, or a folder from ``imn data synth`` in
+    ``root``); or 'auto' (PTB-XL if ``root`` is given or the environment variable
+    ``IMN_PTBXL`` names a folder, synthetic otherwise).
     """
 
     source: str = "auto"
@@ -43,15 +45,21 @@ class DataConfig:
     max_records: int | None = None  # cap per split, for smoke tests
 
     def resolved_source(self) -> tuple[str, str | None]:
-        """('ptbxl', root) or ('synthetic', None) after applying the 'auto' rule."""
+        """``(kind, root)`` after applying the 'auto' rule; root is None for generated data."""
+        from imn.data.sources import KINDS
+
         if self.source == "synthetic":
-            return "synthetic", None
-        root = self.root or os.environ.get("IMN_PTBXL")
-        if self.source == "ptbxl" and not root:
-            raise ValueError("data.source='ptbxl' needs data.root or the IMN_PTBXL environment variable")
-        if self.source not in ("auto", "ptbxl"):
-            raise ValueError(f"unknown data.source {self.source!r}; expected 'auto', 'ptbxl' or 'synthetic'")
-        return ("ptbxl", root) if root else ("synthetic", None)
+            return "synthetic", self.root
+        if self.source not in ("auto", *KINDS):
+            raise ValueError(f"unknown data.source {self.source!r}; expected 'auto' or one of {KINDS}")
+        if self.source == "auto":
+            root = self.root or os.environ.get("IMN_PTBXL")
+            return ("ptbxl", root) if root else ("synthetic", None)
+        root = self.root or (os.environ.get("IMN_PTBXL") if self.source == "ptbxl" else None)
+        if not root:
+            hint = " or the IMN_PTBXL environment variable" if self.source == "ptbxl" else ""
+            raise ValueError(f"data.source={self.source!r} needs data.root{hint}")
+        return self.source, root
 
 
 @dataclasses.dataclass

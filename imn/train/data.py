@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
 from imn import provenance
 from imn.data.dataset import EcgDataset, Splits
 from imn.data.normalize import StandardScaler, zscore_per_record
+from imn.data.sources import SYNTHETIC_TASK
 from imn.train.config import DataConfig
 
-SYNTHETIC_TASK = "synthetic"
+__all__ = ["SYNTHETIC_TASK", "TaskData", "load_dataset", "prepare_task_data"]
 
 
 @dataclasses.dataclass
@@ -35,19 +35,15 @@ class TaskData:
 
 def load_dataset(config: DataConfig, seed: int = 0) -> tuple[EcgDataset, dict]:
     """The whole (unsplit, unnormalised) dataset of ``config`` and its provenance record."""
+    from imn.data.sources import label_file, load_source
+
     source, root = config.resolved_source()
-    if source == "synthetic":
-        from imn.data.synthetic import make_synthetic
-
-        dataset = make_synthetic(config.synthetic_n, sampling_rate=config.sampling_rate, seed=seed)
-        dataset = dataclasses.replace(dataset, task=SYNTHETIC_TASK)
-        identity = provenance.data_identity("synthetic", None, len(dataset), None)
+    dataset = load_source(source, root, config.task, config.sampling_rate, progress=True,
+                          synthetic_n=config.synthetic_n, seed=seed)
+    identity = provenance.data_identity(
+        source, root, len(dataset), label_file(source, root, config.task, config.sampling_rate))
+    if source == "synthetic" and root is None:
         identity["synthetic_seed"] = seed
-        return dataset, identity
-    from imn.data.ptbxl import load_ptbxl
-
-    dataset = load_ptbxl(root, config.task, sampling_rate=config.sampling_rate, progress=True)
-    identity = provenance.data_identity("ptbxl", root, len(dataset), Path(root) / "ptbxl_database.csv")
     return dataset, identity
 
 
