@@ -52,7 +52,14 @@ import numpy as np
 import wfdb
 from tqdm.auto import tqdm
 
-from imn.data.conform import Conform, conform_signal, stable_fold
+from imn.data.conform import (
+    Conform,
+    check_on_error,
+    conform_signal,
+    multi_hot,
+    report_unreadable,
+    stable_fold,
+)
 from imn.data.dataset import RECORD_SECONDS, EcgDataError, EcgDataset
 
 logger = logging.getLogger(__name__)
@@ -394,8 +401,7 @@ def load_cinc(
     """
     if task not in TASKS:
         raise EcgDataError(f"unknown CinC task {task!r}; valid tasks: {', '.join(TASKS)}")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    check_on_error(on_error)
     if int(sampling_rate) != sampling_rate or sampling_rate <= 0:
         raise EcgDataError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
     grid = Conform(sampling_rate=int(sampling_rate), seconds=seconds, crop=crop, pad=pad)
@@ -419,15 +425,7 @@ def load_cinc(
         headers.append(header)
         ids.append(ecg_id)
 
-    if errors:
-        listing = "\n".join(f"  {message}" for message in list(errors.values())[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        if on_error == "raise":
-            raise EcgDataError(
-                f"{len(errors)} CinC record(s) under {root} could not be read "
-                f"(on_error='skip' leaves them out):\n{listing}{more}"
-            )
-        logger.warning("skipping %d unreadable CinC record(s):\n%s%s", len(errors), listing, more)
+    report_unreadable(list(errors.values()), f"CinC record(s) under {root}", on_error)
     if not headers:
         raise EcgDataError(f"none of the {len(paths)} CinC records under {root} could be read")
 
@@ -440,11 +438,7 @@ def load_cinc(
     classes = tuple(sorted(counts.scored))
     if task == "scored_other" and counts.other_records:
         classes += (OTHER,)
-    column = {name: k for k, name in enumerate(classes)}
-    labels = np.zeros((len(headers), len(classes)), dtype=np.float32)
-    for row, header in enumerate(headers):
-        for name in header.scored | ({OTHER} if header.unscored and OTHER in column else set()):
-            labels[row, column[name]] = 1.0
+    labels = multi_hot([h.scored | ({OTHER} if h.unscored else set()) for h in headers], classes)
 
     skipped = tuple(_id_or_minus_one(name) for name in errors) if on_error == "skip" else ()
     return EcgDataset(

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
 
-from imn.data.dataset import LEADS, NUM_LEADS, RECORD_SECONDS, EcgDataError, canonical_lead_name
+from imn.data.dataset import (
+    LEADS,
+    NUM_LEADS,
+    RECORD_SECONDS,
+    EcgDataError,
+    canonical_lead_name,
+)
 
 CROP_MODES = ("center", "start")
 NUM_FOLDS = 10
@@ -111,3 +118,39 @@ def stable_fold(key: str | int, folds: int = NUM_FOLDS) -> int:
     Hash the patient identifier where there is one, so that a patient's records share a fold."""
     digest = hashlib.sha256(str(key).encode()).digest()
     return int.from_bytes(digest[:8], "big") % folds + 1
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
+def unreadable_listing(messages: Sequence[str], limit: int = 20) -> str:
+    """The first ``limit`` error messages, one indented line each, and how many more."""
+    listing = "\n".join(f"  {message}" for message in messages[:limit])
+    more = f"\n  ... and {len(messages) - limit} more" if len(messages) > limit else ""
+    return listing + more
+
+
+def report_unreadable(messages: Sequence[str], what: str, on_error: str) -> None:
+    """Raise one ``EcgDataError`` naming every unreadable record (``on_error="raise"``) or
+    log them as a warning (``"skip"``). ``what``: e.g. ``"CinC record(s) under /data"``."""
+    if not messages:
+        return
+    listing = unreadable_listing(list(messages))
+    if on_error == "raise":
+        raise EcgDataError(f"{len(messages)} {what} could not be read (on_error='skip' leaves "
+                           f"them out):\n{listing}")
+    logging.getLogger(__name__).warning("skipping %d unreadable %s:\n%s", len(messages), what, listing)
+
+
+def multi_hot(label_sets: Sequence[frozenset[str] | set[str]], classes: Sequence[str]) -> np.ndarray:
+    """float32 ``(N, K)``: 1 where record ``n`` carries class ``classes[k]``; names outside
+    ``classes`` are ignored."""
+    column = {name: k for k, name in enumerate(classes)}
+    labels = np.zeros((len(label_sets), len(classes)), dtype=np.float32)
+    for row, names in enumerate(label_sets):
+        for name in names:
+            if name in column:
+                labels[row, column[name]] = 1.0
+    return labels

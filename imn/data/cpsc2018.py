@@ -39,7 +39,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from imn.data.conform import Conform, conform_signal, stable_fold
+from imn.data.conform import (
+    Conform,
+    check_on_error,
+    conform_signal,
+    multi_hot,
+    report_unreadable,
+    stable_fold,
+)
 from imn.data.dataset import LEADS, NUM_LEADS, RECORD_SECONDS, EcgDataError, EcgDataset
 
 logger = logging.getLogger(__name__)
@@ -207,8 +214,7 @@ def load_cpsc2018(
     Raises:
       EcgDataError: no records, a missing or malformed labels file, unreadable records.
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    check_on_error(on_error)
     if int(sampling_rate) != sampling_rate or sampling_rate <= 0:
         raise EcgDataError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
     grid = Conform(sampling_rate=int(sampling_rate), seconds=seconds, crop=crop, pad=pad)
@@ -247,16 +253,7 @@ def load_cpsc2018(
             continue
         rows.append((ecg_id, name, age, sex))
 
-    if errors:
-        listing = "\n".join(f"  {message}" for message in list(errors.values())[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        if on_error == "raise":
-            raise EcgDataError(
-                f"{len(errors)} CPSC 2018 record(s) under {root} could not be read "
-                f"(on_error='skip' leaves them out):\n{listing}{more}"
-            )
-        logger.warning("skipping %d unreadable CPSC 2018 record(s):\n%s%s",
-                       len(errors), listing, more)
+    report_unreadable(list(errors.values()), f"CPSC 2018 record(s) under {root}", on_error)
     if not rows:
         raise EcgDataError(f"none of the {len(files)} CPSC 2018 records under {root} could be read")
 
@@ -264,11 +261,7 @@ def load_cpsc2018(
     rows = [rows[i] for i in order]
     signals = signals[: len(order)][order]
     classes = tuple(sorted(set().union(*(labels_of[name] for _, name, _, _ in rows))))
-    column = {c: k for k, c in enumerate(classes)}
-    labels = np.zeros((len(rows), len(classes)), dtype=np.float32)
-    for row, (_, name, _, _) in enumerate(rows):
-        for c in labels_of[name]:
-            labels[row, column[c]] = 1.0
+    labels = multi_hot([labels_of[name] for _, name, _, _ in rows], classes)
 
     skipped = tuple(_id_or_minus_one(name) for name in errors) if on_error == "skip" else ()
     return EcgDataset(

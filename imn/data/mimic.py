@@ -78,7 +78,14 @@ import pandas as pd
 import wfdb
 from tqdm.auto import tqdm
 
-from imn.data.conform import Conform, conform_signal, stable_fold
+from imn.data.conform import (
+    Conform,
+    check_on_error,
+    conform_signal,
+    multi_hot,
+    report_unreadable,
+    stable_fold,
+)
 from imn.data.dataset import NUM_LEADS, RECORD_SECONDS, EcgDataError, EcgDataset
 
 logger = logging.getLogger(__name__)
@@ -499,8 +506,7 @@ def load_mimic(
     """
     if task not in TASKS:
         raise EcgDataError(f"unknown MIMIC-IV-ECG task {task!r}; valid tasks: {', '.join(TASKS)}")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    check_on_error(on_error)
     if uncertain not in UNCERTAIN_POLICIES:
         raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     if max_records is not None and max_records < 0:
@@ -553,11 +559,7 @@ def load_mimic(
             filled += 1
     finally:
         bar.close()
-    if errors:
-        listing = "\n".join(f"  {errors[i]}" for i in list(errors)[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        logger.warning("skipping %d unreadable MIMIC-IV-ECG record(s):\n%s%s",
-                       len(errors), listing, more)
+    report_unreadable(list(errors.values()), "MIMIC-IV-ECG record(s)", "skip")
 
     kept_records = records[kept]
     label_sets = task_labels(reports[kept], task, uncertain=uncertain)
@@ -566,7 +568,7 @@ def load_mimic(
     return EcgDataset(
         # A view, not a copy: skipping records never needs memory for a second array.
         signals=signals[:filled],
-        labels=_multi_hot(label_sets, classes),
+        labels=multi_hot(label_sets, classes),
         classes=classes,
         ecg_ids=kept_records.index.to_numpy().astype(np.int64),
         patient_ids=subjects,
@@ -583,15 +585,6 @@ def _raise_first(errors: Mapping[int, str]) -> None:
     first = next(iter(errors.values()))
     more = f" (and {len(errors) - 1} more such record(s))" if len(errors) > 1 else ""
     raise EcgDataError(f"{first}{more}\n(on_error='skip' leaves such records out)")
-
-
-def _multi_hot(label_sets: Sequence[frozenset[str]], classes: Sequence[str]) -> np.ndarray:
-    column = {name: k for k, name in enumerate(classes)}
-    labels = np.zeros((len(label_sets), len(classes)), dtype=np.float32)
-    for row, names in enumerate(label_sets):
-        for name in names:
-            labels[row, column[name]] = 1.0
-    return labels
 
 
 __all__ = [

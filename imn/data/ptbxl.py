@@ -54,6 +54,7 @@ import pandas as pd
 import wfdb
 from tqdm.auto import tqdm
 
+from imn.data.conform import multi_hot
 from imn.data.dataset import (
     LEADS,
     NUM_LEADS,
@@ -213,7 +214,7 @@ def load_ptbxl(
         kept = kept[has_label]
         kept_labels = [s for s, h in zip(kept_labels, has_label) if h]
 
-    labels = _multi_hot(kept_labels, classes)
+    labels = multi_hot(kept_labels, classes)
     rows = table.rows(kept.index.to_numpy())
     signals = table.physical(rows)
     return EcgDataset(
@@ -339,16 +340,6 @@ def _frequent_classes(label_sets: Sequence[frozenset[str]], min_count: int) -> t
         for name in labels:
             counts[name] = counts.get(name, 0) + 1
     return tuple(sorted(name for name, n in counts.items() if n >= max(min_count, 1)))
-
-
-def _multi_hot(label_sets: Sequence[frozenset[str]], classes: Sequence[str]) -> np.ndarray:
-    column = {name: k for k, name in enumerate(classes)}
-    labels = np.zeros((len(label_sets), len(classes)), dtype=np.float32)
-    for row, names in enumerate(label_sets):
-        for name in names:
-            if name in column:
-                labels[row, column[name]] = 1.0
-    return labels
 
 
 def _int_or(column: pd.Series, missing: int, dtype: type) -> np.ndarray:
