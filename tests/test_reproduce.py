@@ -129,16 +129,18 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     metrics_file = out / "runs/synthetic/imn/metrics.json"
     stamp = os.stat(metrics_file).st_mtime_ns
     table = (out / "table_faithfulness.csv").read_text()
-    assert main(command) == 0
+    assert main([*command, "--no-figures"]) == 0
     assert os.stat(metrics_file).st_mtime_ns == stamp
     assert (out / "table_faithfulness.csv").read_text() == table
 
-    # New explanation settings re-explain and keep the trained runs.
+    # New explanation settings re-explain and keep the trained runs; the figures of a model
+    # whose usual method (Grad-CAM) was not explained are drawn with another one.
     assert main([*command[:-2], "--methods", "imn,random"]) == 0
     assert os.stat(metrics_file).st_mtime_ns == stamp
     assert [(r["model"], r["method"]) for r in _read_csv(out / "table_faithfulness.csv")] == [
         ("imn", "imn"), ("imn", "random"), ("resnet1d_wang", "random")]
     assert json.loads((out / "reproduce.json").read_text())["explanation_plans_replaced"]
+    assert (out / "figures" / "resnet1d_wang_clinical_4x3.png").stat().st_mtime_ns > stamp
 
     # A folder whose trained runs follow another plan is refused rather than mixed.
     with pytest.raises(ValueError, match="different plan"):

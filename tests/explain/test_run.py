@@ -114,7 +114,8 @@ def test_evidence_targets_explain_planted_local_findings(tiny_run):
 def binary_run(tmp_path_factory, ptbxl_root):
     workdir = tmp_path_factory.mktemp("binary")
     config = load_config(f"{REPO / 'configs/imn.py'}:tiny",
-                         ["data.source=ptbxl", f"data.root={ptbxl_root}", "data.task=norm_vs_mi"])
+                         ["data.source=ptbxl", f"data.root={ptbxl_root}", "data.task=norm_vs_mi",
+                          "epochs=1"])
     train_and_evaluate(config, workdir)
     return workdir
 
