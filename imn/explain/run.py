@@ -325,7 +325,8 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
         with timer("max_sensitivity"):
             scores["max_sensitivity"] = np.asarray(faithfulness.max_sensitivity(
                 explanation_fn(method, explained.model, **options), x, target,
-                radius=settings.sensitivity_radius, n_samples=settings.sensitivity_samples))
+                radius=settings.sensitivity_radius, n_samples=settings.sensitivity_samples,
+                reference=attribution))
     else:
         scores["max_sensitivity"] = np.full(len(x), np.nan)
     if settings.randomization:

@@ -158,3 +158,12 @@ def test_max_sensitivity(linear):
     raw = np.asarray(max_sensitivity(gradient_times_input, x, 0, radius=radius, n_samples=n,
                                      seed=seed, normalize=False))
     np.testing.assert_allclose(raw, got * np.linalg.norm(x * w, axis=(1, 2)), rtol=1e-5)
+    # A precomputed a(x) gives the same values; a different one changes them.
+    given = np.asarray(max_sensitivity(gradient_times_input, x, 0, radius=radius, n_samples=n,
+                                       seed=seed, chunk_size=5, reference=x * w))
+    np.testing.assert_allclose(given, got, rtol=1e-6)
+    shifted = np.asarray(max_sensitivity(gradient_times_input, x, 0, radius=radius, n_samples=n,
+                                         seed=seed, chunk_size=5, reference=2 * x * w))
+    assert np.all(shifted > got)
+    with pytest.raises(ValueError, match="reference must be shaped like x"):
+        max_sensitivity(gradient_times_input, x, 0, reference=np.zeros((1, LENGTH, LEADS)))
