@@ -9,6 +9,7 @@ perturbed copy, and summarise per ECG. Randomness comes from ``seed`` only, one 
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Callable
 
@@ -248,25 +249,35 @@ def infidelity(
 # --------------------------------------------------------------------------------------
 
 
-@partial(jax.jit, static_argnames=("explain_fn", "n_samples", "normalize", "chunk_size"))
-def _max_sensitivity(explain_fn, x, target, radius, seed, reference, *, n_samples, normalize,
-                     chunk_size):
-    batch = x.shape[0]
-    keys = _row_keys(seed, n_samples, batch)
-    if reference is None:
-        reference = map_rows(lambda b: explain_fn(x[b], target[b]), batch, chunk_size)
+@partial(jax.jit, static_argnames=("n_samples",))
+def _perturbed_rows(x, keys, radius, *, n_samples):
+    """Rows ``draw * B + ecg``: ``x[ecg]`` plus uniform noise in ``[-radius, radius]``."""
+    delta = _draw(jax.random.uniform, keys, x.shape[1:], minval=-radius, maxval=radius)
+    return jnp.tile(x, (n_samples, 1, 1)) + delta
 
-    def rows(index):
-        ecg = index % batch
-        delta = _draw(jax.random.uniform, keys[index], x.shape[1:], minval=-radius, maxval=radius)
-        moved = explain_fn(x[ecg] + delta, target[ecg])
-        return jnp.sqrt(jnp.sum((moved - reference[ecg]) ** 2, axis=(1, 2)))
 
-    distances = map_rows(rows, n_samples * batch, chunk_size).reshape(n_samples, batch)
+@partial(jax.jit, static_argnames=("n_samples", "normalize"))
+def _sensitivity(moved, reference, *, n_samples, normalize):
+    batch = reference.shape[0]
+    moved = moved.reshape((n_samples, batch) + reference.shape[1:])
+    distances = jnp.sqrt(jnp.sum((moved - reference[None]) ** 2, axis=(2, 3)))
     sensitivity = jnp.max(distances, axis=0)
     if normalize:
         sensitivity = sensitivity / jnp.sqrt(jnp.sum(reference**2, axis=(1, 2)))
     return sensitivity
+
+
+def _explain_in_blocks(explain_fn, rows, targets, block: int):
+    """``explain_fn`` on ``block`` rows at a time, the last block padded by repeating its final
+    row (one shape, so a jitted explainer compiles once). Called from Python, not traced
+    inside another program: explainers that loop over their own chunks (integrated and
+    expected gradients) ran about 5x slower nested in a ``lax.map`` than alone (measured on
+    IMN at 100 Hz, 24 integrated-gradients explanations: 92 s against 16 s)."""
+    n = rows.shape[0]
+    blocks = math.ceil(n / block)
+    index = jnp.minimum(jnp.arange(blocks * block), n - 1).reshape(blocks, block)
+    out = [explain_fn(rows[i], targets[i]) for i in index]
+    return jnp.concatenate(out)[:n]
 
 
 def max_sensitivity(
@@ -293,7 +304,7 @@ def max_sensitivity(
     Args:
       explain_fn: ``(x (N, L, C), target (N,)) -> (N, L, C)``, jittable (e.g.
         ``lambda x, t: attribute("gradient", model, x, t)``); static under ``jit``, so
-        build it once. It is called on ``chunk_size`` perturbed ECGs at a time.
+        build it once. It is called from Python on ``chunk_size`` perturbed ECGs at a time.
       reference: ``a(x)`` ``(B, L, C)`` when it is already computed (the explanation being
         scored), which saves one of the ``n_samples + 1`` explanation passes; by default it
         is recomputed with ``explain_fn``.
@@ -315,8 +326,13 @@ def max_sensitivity(
         reference = jnp.asarray(reference, jnp.float32)
         if reference.shape != x.shape:
             raise ValueError(f"reference must be shaped like x {x.shape}, got {reference.shape}")
-    return _max_sensitivity(
-        explain_fn, x, target, jnp.float32(radius), int(seed), reference,
-        n_samples=check_positive_int(n_samples, "n_samples"), normalize=bool(normalize),
-        chunk_size=check_chunk_size(chunk_size, x.shape[1]),
-    )
+    n_samples = check_positive_int(n_samples, "n_samples")
+    block = check_chunk_size(chunk_size, x.shape[1])
+    if reference is None:
+        reference = _explain_in_blocks(explain_fn, x, target, block)
+    # The perturbed copies of every ECG, (n_samples * B, L, C): memory that grows with the
+    # batch, as the curves' outputs do; the explainer sees ``block`` of them at a time.
+    rows = _perturbed_rows(x, _row_keys(int(seed), n_samples, x.shape[0]), jnp.float32(radius),
+                           n_samples=n_samples)
+    moved = _explain_in_blocks(explain_fn, rows, jnp.tile(target, n_samples), block)
+    return _sensitivity(moved, reference, n_samples=n_samples, normalize=bool(normalize))
