@@ -79,11 +79,11 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_plot(args: argparse.Namespace) -> int:
-    from imn.data.sources import load_source, parse_data_spec
+    from imn.data.sources import default_task, load_source, parse_data_spec
     from imn.plots.ecg import plot_ecg
 
     kind, root = parse_data_spec(args.root)
-    dataset = load_source(kind, root, args.task, args.sampling_rate)
+    dataset = load_source(kind, root, args.task or default_task(kind), args.sampling_rate)
     if not 0 <= args.index < len(dataset):
         raise EcgDataError(f"{root}: index {args.index} is outside 0..{len(dataset) - 1}")
     record = dataset.subset([args.index])
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = data.add_parser("plot", help="plot one record on clinical ECG paper")
     plot.add_argument("root", metavar="DATA", help=DATA_HELP)
     plot.add_argument("--index", type=int, default=0, help="row of the loaded dataset")
-    plot.add_argument("--task", default="superdiagnostic")
+    plot.add_argument("--task", help="default: the source's default task (PTB-XL: superdiagnostic)")
     plot.add_argument("--sampling-rate", type=int, default=100, choices=SUPPORTED_SAMPLING_RATES)
     plot.add_argument("--layout", default="6x2", choices=("6x2", "12x1"))
     plot.add_argument("--out", required=True, help="image path (.png or .pdf)")

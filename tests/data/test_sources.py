@@ -94,3 +94,12 @@ def test_tfds_build_command_and_info(ptbxl_root, tmp_path, monkeypatch, capsys):
 
     expected = len(load_ptbxl(ptbxl_root, "norm_vs_mi"))
     assert f"task norm_vs_mi: {expected} records" in capsys.readouterr().out
+
+
+def test_plot_a_cinc_record_with_its_default_task(cinc_root, tmp_path, capsys):
+    image = tmp_path / "cinc.png"
+    assert main(["data", "plot", f"cinc:{cinc_root}", "--index", "0", "--out", str(image)]) == 0
+    from matplotlib.image import imread
+
+    pixels = imread(image)
+    assert pixels.shape[0] > 1000 and np.std(pixels) > 0.05  # a rendered ECG, not a blank page
