@@ -55,8 +55,8 @@ from tqdm.auto import tqdm
 from imn.data.conform import (
     Conform,
     check_on_error,
-    conform_signal,
     multi_hot,
+    read_wfdb,
     report_unreadable,
     stable_fold,
 )
@@ -131,8 +131,6 @@ SOURCES: dict[str, tuple[int, int, str]] = {
 }
 _ID_BLOCK = 10**7
 _NAME = re.compile(r"^([A-Z]+)(\d+)$")
-# Physical units -> factor to mV (the WFDB default, when a header gives none, is mV).
-_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 _UNKNOWN_VALUES = {"", "unknown", "nan", "none"}
 
 
@@ -319,47 +317,10 @@ def read_signal(header: CincHeader, grid: Conform) -> np.ndarray:
     """One record's samples on ``grid``: float32 ``(grid.length, 12)`` in mV, ``LEADS`` order.
 
     Raises ``EcgDataError`` naming the record for a missing or unreadable signal file, lead
-    names other than the 12 standard leads, unknown units, NaN samples, a wrong shape.
+    names other than the 12 standard leads, unknown units, NaN samples, a wrong shape
+    (:func:`imn.data.conform.read_wfdb`).
     """
-    where = f"record {header.name} ({header.path}.hea)"
-    try:
-        record = wfdb.rdrecord(str(header.path))
-    except FileNotFoundError as err:
-        raise EcgDataError(f"{where}: file missing: {err.filename or err}") from None
-    except Exception as err:  # noqa: BLE001 (wfdb raises bare ValueErrors etc. on corrupt files)
-        raise EcgDataError(f"{where}: wfdb cannot read it: {_explain_failure(header, err)}") \
-            from None
-    signal = record.p_signal
-    names = list(record.sig_name or [])
-    if signal is None or signal.ndim != 2 or signal.shape[1] != len(names):
-        shape = None if signal is None else signal.shape
-        raise EcgDataError(f"{where}: signal has shape {shape} for {len(names)} header leads")
-    units = [str(u or "mV").strip().lower() for u in (record.units or ["mV"] * len(names))]
-    unknown = sorted({u for u in units if u not in _TO_MV})
-    if unknown:
-        raise EcgDataError(f"{where}: unknown physical units {unknown}; expected mV, uV or V")
-    scale = np.asarray([_TO_MV[u] for u in units])
-    return conform_signal(signal * scale, float(record.fs), names, grid, where)
-
-
-def _explain_failure(header: CincHeader, err: Exception) -> str:
-    """A clearer reason than wfdb's ("Samples were not loaded correctly") where one is found:
-    a 16-bit signal file whose size does not match the header's length."""
-    try:
-        info = wfdb.rdheader(str(header.path))
-        files = set(info.file_name or [])
-        if len(files) == 1 and all(f.startswith("16") for f in info.fmt):
-            data = header.path.parent / files.pop()
-            offset = int((info.byte_offset or [0])[0] or 0)
-            expected = offset + 2 * info.n_sig * info.sig_len
-            actual = data.stat().st_size
-            if actual != expected:
-                samples = (actual - offset) / (2 * info.n_sig)
-                return (f"signal file {data} holds {samples:g} samples per lead, the header "
-                        f"says {info.sig_len} ({actual} bytes, expected {expected})")
-    except Exception:  # noqa: BLE001, S110 (the original error is the one to report)
-        pass
-    return f"{type(err).__name__}: {err}"
+    return read_wfdb(header.path, grid, f"record {header.name} ({header.path}.hea)")
 
 
 # ======================================================================== public entry point

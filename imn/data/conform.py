@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +112,65 @@ def conform_signal(signal: np.ndarray, rate: float, lead_names: Sequence[str], g
                                f"than {grid.seconds} s and padding is off")
         signal = np.pad(signal, ((0, length - len(signal)), (0, 0)))
     return signal.astype(np.float32)
+
+
+# Physical units -> factor to mV (a header that gives none means mV, the WFDB default).
+_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
+
+
+def read_wfdb(record_path: str | os.PathLike, grid: Conform, where: str) -> np.ndarray:
+    """One WFDB record (``.hea`` + its signal file, e.g. ``.dat`` or MATLAB v4 ``.mat``) on
+    ``grid``: float32 ``(grid.length, 12)`` in mV, ``LEADS`` order, leads matched by the
+    header's names and converted from the header's units.
+
+    Raises ``EcgDataError`` starting with ``where`` for a missing or unreadable file (with the
+    size mismatch when a 16-bit signal file is truncated), unknown units, a wrong shape, and
+    everything :func:`conform_signal` checks.
+    """
+    import wfdb
+
+    try:
+        record = wfdb.rdrecord(os.fspath(record_path), return_res=64)
+    except FileNotFoundError as err:
+        raise EcgDataError(f"{where}: file missing: {err.filename or err}") from None
+    except Exception as err:  # noqa: BLE001 (wfdb raises bare ValueErrors etc. on corrupt files)
+        raise EcgDataError(f"{where}: wfdb cannot read it: {explain_wfdb_failure(record_path, err)}") \
+            from None
+    signal = record.p_signal
+    names = list(record.sig_name or [])
+    if signal is None or signal.ndim != 2 or signal.shape[1] != len(names):
+        shape = None if signal is None else signal.shape
+        raise EcgDataError(f"{where}: signal has shape {shape} for {len(names)} header leads")
+    units = [str(u or "mV").strip().lower() for u in (record.units or ["mV"] * len(names))]
+    unknown = sorted({u for u in units if u not in _TO_MV})
+    if unknown:
+        raise EcgDataError(f"{where}: unknown physical units {unknown}; expected mV, uV or V")
+    scale = np.asarray([_TO_MV[u] for u in units])
+    return conform_signal(signal * scale, float(record.fs), names, grid, where)
+
+
+def explain_wfdb_failure(record_path: str | os.PathLike, err: Exception) -> str:
+    """A clearer reason than wfdb's ("cannot reshape array", "Samples were not loaded
+    correctly") where one is found: a 16-bit signal file whose size does not match the
+    header's length. Otherwise wfdb's own error."""
+    import wfdb
+
+    try:
+        info = wfdb.rdheader(os.fspath(record_path))
+        files = set(info.file_name or [])
+        if len(files) == 1 and all(str(f).startswith("16") for f in info.fmt):
+            data = Path(record_path).parent / files.pop()
+            offset = int((info.byte_offset or [0])[0] or 0)
+            expected = offset + 2 * info.n_sig * info.sig_len
+            actual = data.stat().st_size
+            if actual != expected:
+                samples = (actual - offset) / (2 * info.n_sig)
+                return (f"signal file {data} has {actual} bytes, expected {expected} "
+                        f"(truncated?): it holds {samples:g} samples per lead, the header says "
+                        f"{info.sig_len}")
+    except Exception:  # noqa: BLE001, S110 (the original error is the one to report)
+        pass
+    return f"{type(err).__name__}: {err}"
 
 
 def stable_fold(key: str | int, folds: int = NUM_FOLDS) -> int:

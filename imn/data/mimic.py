@@ -75,14 +75,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import wfdb
 from tqdm.auto import tqdm
 
 from imn.data.conform import (
     Conform,
     check_on_error,
-    conform_signal,
     multi_hot,
+    read_wfdb,
     report_unreadable,
     stable_fold,
 )
@@ -440,24 +439,10 @@ def read_signal(root: str | os.PathLike, relative_path: str, study_id: int, grid
     Raises:
       EcgDataError naming the study_id, the record path and the problem (missing file,
       unreadable or corrupt header/signal, lead names other than the 12 standard leads,
-      NaN samples, wrong shape; see :func:`imn.data.conform.conform_signal`).
+      unknown units, NaN samples, wrong shape; see :func:`imn.data.conform.read_wfdb`).
     """
     record_path = os.path.join(os.fspath(root), relative_path)
-    where = f"MIMIC-IV-ECG study_id {study_id} ({record_path})"
-    try:
-        record = wfdb.rdrecord(record_path, return_res=64)
-    except FileNotFoundError as err:
-        raise EcgDataError(f"{where}: file missing: {err.filename or err}") from None
-    except Exception as err:  # noqa: BLE001  (wfdb raises bare ValueErrors etc. on corrupt files)
-        raise EcgDataError(f"{where}: wfdb cannot read it: {type(err).__name__}: {err}") \
-            from None
-    signal = record.p_signal
-    if signal is None or record.sig_name is None:
-        raise EcgDataError(f"{where}: the record has no signals")
-    if signal.ndim != 2 or signal.shape[1] != NUM_LEADS or len(record.sig_name) != NUM_LEADS:
-        raise EcgDataError(f"{where}: {len(record.sig_name)} signals {record.sig_name} of shape "
-                           f"{signal.shape}; expected the 12 standard leads")
-    return conform_signal(signal, float(record.fs), record.sig_name, grid, where)
+    return read_wfdb(record_path, grid, f"MIMIC-IV-ECG study_id {study_id} ({record_path})")
 
 
 # ======================================================================== public entry point

@@ -54,7 +54,7 @@ import pandas as pd
 import wfdb
 from tqdm.auto import tqdm
 
-from imn.data.conform import multi_hot
+from imn.data.conform import explain_wfdb_failure, multi_hot
 from imn.data.dataset import (
     LEADS,
     NUM_LEADS,
@@ -376,7 +376,7 @@ def _read_record(root: str, relative_path: str, sampling_rate: int, ecg_id: int)
     except FileNotFoundError as err:
         raise _RecordError(f"{where}: file missing: {err.filename or err}") from None
     except Exception as err:  # wfdb raises bare ValueErrors etc. on corrupt files
-        raise _RecordError(f"{where}: wfdb cannot read it: {_explain_failure(record_path, err)}") \
+        raise _RecordError(f"{where}: wfdb cannot read it: {explain_wfdb_failure(record_path, err)}") \
             from None
 
     names = [canonical_lead_name(n) for n in (record.sig_name or [])]
@@ -413,22 +413,6 @@ def _read_record(root: str, relative_path: str, sampling_rate: int, ecg_id: int)
         raise _RecordError(f"{where}: invalid ADC gain {record.adc_gain}")
     baseline = np.asarray(record.baseline, dtype=np.int64)
     return digital.astype(np.int16), gain, baseline
-
-
-def _explain_failure(record_path: str, err: Exception) -> str:
-    """A clearer reason than wfdb's (e.g. 'cannot reshape array') where one can be found."""
-    try:
-        header = wfdb.rdheader(record_path)
-        if header.file_name and all(f == header.file_name[0] for f in header.file_name) \
-                and all(f == "16" for f in header.fmt):
-            dat = os.path.join(os.path.dirname(record_path), header.file_name[0])
-            expected = header.sig_len * header.n_sig * 2
-            actual = os.path.getsize(dat)
-            if actual != expected:
-                return f"signal file {dat} has {actual} bytes, expected {expected} (truncated?)"
-    except Exception:  # the original error is the one to report
-        pass
-    return f"{type(err).__name__}: {err}"
 
 
 def _read_chunk(root: str, jobs: Sequence[tuple[int, str]], sampling_rate: int):
