@@ -363,9 +363,7 @@ def load_cinc(
     if task not in TASKS:
         raise EcgDataError(f"unknown CinC task {task!r}; valid tasks: {', '.join(TASKS)}")
     check_on_error(on_error)
-    if int(sampling_rate) != sampling_rate or sampling_rate <= 0:
-        raise EcgDataError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
-    grid = Conform(sampling_rate=int(sampling_rate), seconds=seconds, crop=crop, pad=pad)
+    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad)
     paths = find_records(root)
 
     headers: list[CincHeader] = []

@@ -43,8 +43,12 @@ class Conform:
     pad: bool = True
 
     def __post_init__(self) -> None:
-        if self.sampling_rate <= 0 or self.seconds <= 0:
-            raise ValueError(f"sampling_rate and seconds must be positive, got {self}")
+        rate = self.sampling_rate
+        if isinstance(rate, bool) or int(rate) != rate or rate <= 0:
+            raise EcgDataError(f"sampling_rate must be a positive integer, got {rate!r}")
+        object.__setattr__(self, "sampling_rate", int(rate))  # 100.0 -> 100: an int in datasets
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be positive, got {self.seconds!r}")
         if self.crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, got {self.crop!r}")
 

@@ -215,9 +215,7 @@ def load_cpsc2018(
       EcgDataError: no records, a missing or malformed labels file, unreadable records.
     """
     check_on_error(on_error)
-    if int(sampling_rate) != sampling_rate or sampling_rate <= 0:
-        raise EcgDataError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
-    grid = Conform(sampling_rate=int(sampling_rate), seconds=seconds, crop=crop, pad=pad)
+    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise EcgDataError(f"CPSC 2018 root {root} does not exist or is not a folder")

@@ -496,7 +496,7 @@ def load_mimic(
         raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     if max_records is not None and max_records < 0:
         raise ValueError(f"max_records must be >= 0, got {max_records}")
-    grid = Conform(sampling_rate=int(sampling_rate), seconds=seconds, crop=crop, pad=pad)
+    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise EcgDataError(f"MIMIC-IV-ECG root {root} does not exist or is not a folder")

@@ -103,3 +103,12 @@ def test_plot_a_cinc_record_with_its_default_task(cinc_root, tmp_path, capsys):
 
     pixels = imread(image)
     assert pixels.shape[0] > 1000 and np.std(pixels) > 0.05  # a rendered ECG, not a blank page
+
+
+@pytest.mark.parametrize("rate", [100.5, 0, -100, True])
+def test_the_shared_grid_refuses_a_rate_that_is_not_a_positive_integer(rate):
+    from imn.data.conform import Conform
+
+    with pytest.raises(EcgDataError, match="sampling_rate must be a positive integer"):
+        Conform(sampling_rate=rate)
+    assert isinstance(Conform(sampling_rate=100.0).sampling_rate, int)
