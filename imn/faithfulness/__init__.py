@@ -15,7 +15,11 @@ perturbed ECG (an IMN's weights depend on its input, DESIGN.md section 2).
   :func:`relevance_rank_accuracy`, :func:`mask_auroc` against ground-truth evidence masks.
 """
 
-from imn.faithfulness.correlation import faithfulness_correlation, infidelity, max_sensitivity
+from imn.faithfulness.correlation import (
+    faithfulness_correlation,
+    infidelity,
+    max_sensitivity,
+)
 from imn.faithfulness.localization import (
     mask_auroc,
     pointing_game,

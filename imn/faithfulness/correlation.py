@@ -9,7 +9,6 @@ perturbed copy, and summarise per ECG. Randomness comes from ``seed`` only, one 
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Callable
 
@@ -27,6 +26,7 @@ from imn.faithfulness.perturbation import (
     check_predict_fn,
     check_target,
     check_unit,
+    chunk_indices,
     clean_outputs,
     features_to_samples,
     map_rows,
@@ -268,16 +268,14 @@ def _sensitivity(moved, reference, *, n_samples, normalize):
 
 
 def _explain_in_blocks(explain_fn, rows, targets, block: int):
-    """``explain_fn`` on ``block`` rows at a time, the last block padded by repeating its final
-    row (one shape, so a jitted explainer compiles once). Called from Python, not traced
-    inside another program: explainers that loop over their own chunks (integrated and
-    expected gradients) ran about 5x slower nested in a ``lax.map`` than alone (measured on
-    IMN at 100 Hz, 24 integrated-gradients explanations: 92 s against 16 s)."""
-    n = rows.shape[0]
-    blocks = math.ceil(n / block)
-    index = jnp.minimum(jnp.arange(blocks * block), n - 1).reshape(blocks, block)
-    out = [explain_fn(rows[i], targets[i]) for i in index]
-    return jnp.concatenate(out)[:n]
+    """``explain_fn`` on at most ``block`` rows at a time, in the equal padded chunks of
+    :func:`chunk_indices` (one shape, so a jitted explainer compiles once). Called from
+    Python, not traced inside another program: explainers that loop over their own chunks
+    (integrated and expected gradients) ran about 5x slower nested in a ``lax.map`` than
+    alone (measured on IMN at 100 Hz, 24 integrated-gradients explanations: 92 s against
+    3 x 5.4 s)."""
+    out = [explain_fn(rows[i], targets[i]) for i in chunk_indices(rows.shape[0], block)]
+    return jnp.concatenate(out)[: rows.shape[0]]
 
 
 def max_sensitivity(

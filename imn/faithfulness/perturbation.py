@@ -276,11 +276,19 @@ def map_rows(row_fn: Callable[[jax.Array], object], n_rows: int, chunk_size: int
     most ``n_chunks - 1`` padded rows (repeats of the last row) are wasted.
     Returns the pytree with leading axis ``n_rows``.
     """
+    indices = chunk_indices(n_rows, chunk_size)
+    out = jax.lax.map(row_fn, indices)
+    return jax.tree.map(lambda a: a.reshape((indices.size,) + a.shape[2:])[:n_rows], out)
+
+
+def chunk_indices(n_rows: int, chunk_size: int) -> jax.Array:
+    """Row indices ``(n_chunks, chunk)`` covering ``0 .. n_rows - 1`` in ``ceil(n_rows /
+    chunk_size)`` equal chunks, the smallest ``chunk`` giving that many; the last chunk is
+    padded by repeating row ``n_rows - 1``."""
     n_chunks = math.ceil(n_rows / chunk_size)
     chunk = math.ceil(n_rows / n_chunks)
     indices = jnp.minimum(jnp.arange(n_chunks * chunk, dtype=jnp.int32), n_rows - 1)
-    out = jax.lax.map(row_fn, indices.reshape(n_chunks, chunk))
-    return jax.tree.map(lambda a: a.reshape((n_chunks * chunk,) + a.shape[2:])[:n_rows], out)
+    return indices.reshape(n_chunks, chunk)
 
 
 def take_target(outputs: jax.Array, target: jax.Array) -> jax.Array:
