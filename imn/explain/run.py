@@ -65,12 +65,12 @@ class ExplainedRun:
 TARGET_POLICIES = ("predicted", "evidence")
 
 
-def _local_evidence(part, rows: np.ndarray) -> np.ndarray:
-    """``(n, K)`` bool: the record carries the class and its evidence mask is local (covers
+def _local_evidence(part) -> np.ndarray:
+    """``(N, K)`` bool: the record carries the class and its evidence mask is local (covers
     some but not all of the record; AFIB's and NORM's cover everything, so no map can point
     at them)."""
-    fraction = np.asarray(part.evidence[rows]).mean(axis=(2, 3))
-    return (part.labels[rows] > 0) & (fraction > 0) & (fraction < 1)
+    fraction = np.asarray(part.evidence).mean(axis=(2, 3))
+    return (part.labels > 0) & (fraction > 0) & (fraction < 1)
 
 
 def _binary_negative_name(task: str, positive: str) -> str:
@@ -124,7 +124,8 @@ def open_run(workdir: str | Path, split: str = "test", n: int | None = None,
             if part.evidence is None:
                 raise ValueError(f"{workdir}: targets='evidence' needs data with evidence masks "
                                  "(the synthetic benchmark); this run's data has none")
-            rows = np.flatnonzero(_local_evidence(part, rows).any(axis=1))
+            local = _local_evidence(part)
+            rows = np.flatnonzero(local.any(axis=1))
         rows = rows if n is None else rows[:n]
         x = np.asarray(part.signals[rows], np.float32)
         scores = predict(run, state, x)
@@ -134,8 +135,7 @@ def open_run(workdir: str | Path, split: str = "test", n: int | None = None,
     classes = run.data.classes
     evidence = None
     if targets == "evidence":
-        eligible = _local_evidence(part, rows)
-        label_targets = np.where(eligible, scores, -np.inf).argmax(axis=1).astype(np.int32)
+        label_targets = np.where(local[rows], scores, -np.inf).argmax(axis=1).astype(np.int32)
     else:
         label_targets = scores.argmax(axis=1).astype(np.int32)  # a column of the labels
     if part.evidence is not None:
