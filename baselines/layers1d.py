@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from imn.models import ops
+
 # torch.nn.init.kaiming_normal_: untruncated normal, std = sqrt(2 / fan_in).
 KAIMING_NORMAL = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
 
@@ -106,10 +108,12 @@ class ConvBn(nnx.Module):
 def max_pool_same(x: jax.Array, window: int, stride: int = 1) -> jax.Array:
     """PyTorch ``MaxPool1d(window, stride, padding=(window - 1) // 2)`` on ``(B, T, C)``.
 
-    Padding is with -inf, so padded positions never win the max.
+    Padding is with -inf, so padded positions never win the max. Computed by
+    :func:`imn.models.ops.max_pool`: the values and gradient of ``nnx.max_pool`` (ties go to
+    the first sample of the window), with a fused backward pass instead of select-and-scatter.
     """
     padding = (window - 1) // 2
-    return nnx.max_pool(x, (window,), strides=(stride,), padding=((padding, padding),))
+    return ops.max_pool(x, 1, window, stride, (padding, padding))
 
 
 def avg_pool2_ceil(x: jax.Array) -> jax.Array:

@@ -206,17 +206,38 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    from imn.bench import bench_train
+    from imn.bench.train import COMPUTE_DTYPES, bench_train
+    from imn.models import MODEL_NAMES
 
-    result = bench_train(args.model, batch=args.batch, sampling_rate=args.sampling_rate,
-                         num_classes=args.num_classes, steps=args.steps, compute_dtype=args.dtype)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{result['model']} ({result['params']:,} parameters), batch {result['batch']}, "
-              f"{result['sampling_rate']} Hz on {result['device']}: "
-              f"train {result['train_samples_per_s']} samples/s ({result['train_step_ms']} ms/step), "
-              f"inference {result['inference_samples_per_s']} samples/s")
+    models = MODEL_NAMES if args.model == "all" else _names(args.model)
+    dtypes = _names(args.dtype)
+    for name in models:
+        if name not in MODEL_NAMES:
+            raise EcgDataError(f"unknown model {name!r}; registered: {', '.join(MODEL_NAMES)}")
+    for dtype in dtypes:
+        if dtype not in COMPUTE_DTYPES:
+            raise EcgDataError(f"unknown --dtype {dtype!r}; choose from {', '.join(COMPUTE_DTYPES)}")
+    for name in models:
+        for dtype in dtypes:
+            result = bench_train(name, batch=args.batch, sampling_rate=args.sampling_rate,
+                                 num_classes=args.num_classes, steps=args.steps, compute_dtype=dtype,
+                                 seconds=args.seconds)
+            if args.json:
+                print(json.dumps(result), flush=True)
+            else:
+                print(f"{result['model']} ({result['params']:,} parameters), {dtype}, batch "
+                      f"{result['batch']}, {result['sampling_rate']} Hz on {result['device']}: "
+                      f"train {result['train_samples_per_s']} samples/s ({result['train_step_ms']} ms/step), "
+                      f"inference {result['inference_samples_per_s']} samples/s", flush=True)
+    return 0
+
+
+def cmd_bench_profile(args: argparse.Namespace) -> int:
+    from imn.bench.profile import format_profile, profile_step
+
+    result = profile_step(args.model, batch=args.batch, sampling_rate=args.sampling_rate,
+                          compute_dtype=args.dtype, steps=args.steps, seconds=args.seconds)
+    print(json.dumps(result) if args.json else format_profile(result, top=args.top))
     return 0
 
 
@@ -320,16 +341,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
     bench_train = bench.add_parser("train", help="training and inference samples/s of a model's jitted steps")
-    bench_train.add_argument("--model", default="imn", help="a registered model name")
+    bench_train.add_argument("--model", default="imn",
+                             help="registered model names, comma-separated, or 'all'")
     bench_train.add_argument("--batch", type=int, default=64)
     bench_train.add_argument("--sampling-rate", type=int, default=100)
+    bench_train.add_argument("--seconds", type=float, default=10.0, help="ECG duration")
     bench_train.add_argument("--num-classes", type=int, default=1)
     bench_train.add_argument("--steps", type=int, default=5, help="timed steps (median)")
-    bench_train.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    bench_train.add_argument("--json", action="store_true")
+    bench_train.add_argument("--dtype", default="float32",
+                             help="compute precision(s), comma-separated: float32, bfloat16")
+    bench_train.add_argument("--json", action="store_true", help="one JSON object per line")
     bench_train.set_defaults(func=cmd_bench_train)
 
-    from imn.bench_explain import add_bench_parsers
+    profile = bench.add_parser(
+        "profile", help="per-operation time of a model's training step (jax.profiler trace)")
+    profile.add_argument("--model", default="imn", help="a registered model name")
+    profile.add_argument("--batch", type=int, default=64)
+    profile.add_argument("--sampling-rate", type=int, default=100)
+    profile.add_argument("--seconds", type=float, default=10.0, help="ECG duration")
+    profile.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    profile.add_argument("--steps", type=int, default=2, help="traced steps (times are per step)")
+    profile.add_argument("--top", type=int, default=25, help="slowest operations listed")
+    profile.add_argument("--json", action="store_true")
+    profile.set_defaults(func=cmd_bench_profile)
+
+    from imn.bench.explain import add_bench_parsers
 
     add_bench_parsers(bench)
     return parser

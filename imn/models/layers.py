@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from imn.models import ops
+
 # PyTorch's BatchNorm momentum 0.1 (the paper's code) is Flax's momentum 0.9.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -174,7 +176,7 @@ class LeadConv(nnx.Module):
       out_features: ``C_out``.
       time_kernel: odd kernel length along time (15 in the encoder, 3 in the decoder).
       use_bias: add a learned bias per output channel.
-      dtype: computation dtype (e.g. ``jnp.bfloat16``); ``None`` keeps the input's dtype.
+      dtype: computation dtype (e.g. ``jnp.bfloat16``); ``None`` follows the kernel's dtype.
       param_dtype: storage dtype of the kernel and bias.
       kernel_scale: multiplies the LeCun-normal initial kernel (ECG-IMN's ``weight_init_scale``
         sets it for the decoder layer that writes ``W``).
@@ -224,8 +226,12 @@ class LeadConv(nnx.Module):
             raise ValueError(
                 f"LeadConv expects {self.in_features} input channels, got shape {x.shape}"
             )
-        dtype = self.dtype or x.dtype
-        kernel = self.kernel[...].astype(dtype)
+        # Without an explicit dtype the kernel's decides: the training step's mixed
+        # precision casts the parameters to bfloat16 and keeps the ECG in float32 (for the
+        # float32 read-out), so the convolutions follow the parameters, not the input.
+        kernel = self.kernel[...]
+        dtype = self.dtype or kernel.dtype
+        kernel = kernel.astype(dtype)
         conv = CONV_IMPLS[resolve_conv_impl(self.impl, self.time_kernel)]
         if self.upsample_input:
             y = conv(x.astype(dtype), polyphase_upsample_kernel(kernel))
@@ -277,15 +283,19 @@ class ConvBlock(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jax.nn.gelu(self.norm(self.conv(x)), approximate=False)
+        return ops.gelu(self.norm(self.conv(x)))
 
 
 def max_pool_time(x: jax.Array) -> jax.Array:
-    """Max-pool (1, 2): halves the time axis of ``(B, leads, T, C)``; T must be even."""
-    batch, leads, time, channels = x.shape
+    """Max-pool (1, 2): halves the time axis of ``(B, leads, T, C)``; T must be even.
+
+    :func:`imn.models.ops.max_pool` (a fused backward pass; ties go to the first sample,
+    as in PyTorch's ``MaxPool2d``).
+    """
+    time = x.shape[2]
     if time % 2:
         raise ValueError(f"max_pool_time needs an even time length, got {time}")
-    return x.reshape(batch, leads, time // 2, 2, channels).max(axis=3)
+    return ops.max_pool(x, 2, 2, 2)
 
 
 def upsample_time(x: jax.Array) -> jax.Array:

@@ -130,7 +130,7 @@ def explain_stage(plan: Plan, out: Path) -> None:
 
 def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
     """(model, method) -> (model evaluations per ECG, 'forward' | 'gradient')."""
-    from imn.bench_explain import evaluations_per_ecg
+    from imn.bench.explain import evaluations_per_ecg
 
     return {(model, method): evaluations_per_ecg(method, plan.faithfulness.method_options.get(method, {}))
             for model in plan.models_explained for method in plan.methods_for(model)}

@@ -40,16 +40,20 @@ class LossSpec:
     weight_l1: float  # lambda for mean|W| (IMN only; 0 disables)
 
 
-def forward(model: nnx.Module, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def forward(model: nnx.Module, x: jax.Array, compute_dtype: jnp.dtype = jnp.float32,
+            ) -> tuple[jax.Array, jax.Array]:
     """Logits ``(B, K)`` and the mean |W| penalty (0 for models that generate no weights).
 
     IMN-style models (with ``forward -> (logits, weights, bias)``) form the logits from the
-    generated linear model, ``sum(W * x) + b``, the same read-out the explanation uses.
+    generated linear model, ``sum(W * x) + b``, the same read-out the explanation uses. They
+    get the ECG in float32 whatever ``compute_dtype``: their convolutions follow the
+    (cast) parameters' dtype, and the read-out ``W * x`` stays float32 with the exact ``x``.
+    Other models get ``x`` in ``compute_dtype``.
     """
     if hasattr(model, "forward"):
-        output = model.forward(x)
+        output = model.forward(x.astype(jnp.float32))
         return output.logits, jnp.mean(jnp.abs(output.weights.astype(jnp.float32)))
-    return model(x), jnp.zeros((), jnp.float32)
+    return model(x.astype(compute_dtype)), jnp.zeros((), jnp.float32)
 
 
 def _cast_floating(tree: Any, dtype: jnp.dtype) -> Any:
@@ -83,8 +87,10 @@ def make_steps(
       tx: the optax optimiser.
       loss_spec: head type, class weights, IMN's L1 weight.
       seed: dropout keys are ``fold_in(key(seed), step)``.
-      compute_dtype: 'float32' or 'bfloat16' (parameters are kept in float32 and cast for
-        the forward and backward pass; the loss and the update stay in float32).
+      compute_dtype: 'float32' or 'bfloat16'. Mixed precision: parameters and optimiser
+        state stay float32 and are cast to ``compute_dtype`` for the forward and backward
+        pass (convolutions, norms, activations); logits, IMN's ``W * x`` read-out, the loss,
+        the gradients' accumulation into the update and the BatchNorm statistics stay float32.
       state_sharding: optional sharding for the state (replicated over the mesh).
     """
     model.train()
@@ -110,7 +116,7 @@ def make_steps(
             # Models may draw dropout from a 'dropout' stream or the 'default' one.
             step_key = jax.random.fold_in(dropout_key, state.step)
             nnx.reseed(model, dropout=step_key, default=step_key)
-            logits, weight_penalty = forward(model, batch["x"].astype(dtype))
+            logits, weight_penalty = forward(model, batch["x"], dtype)
             loss = task_loss(logits, batch["y"], batch["mask"])
             total = loss + loss_spec.weight_l1 * weight_penalty
             new_stats = _cast_floating(nnx.state(model, nnx.BatchStat), jnp.float32)
@@ -137,7 +143,7 @@ def make_steps(
         if windowed:
             batch_size, windows = x.shape[:2]
             x = x.reshape((batch_size * windows,) + x.shape[2:])
-        logits, _ = forward(model, x.astype(dtype))
+        logits, _ = forward(model, x, dtype)
         scores = losses.scores_from_logits(logits.astype(jnp.float32), loss_spec.head)
         if windowed:
             scores = scores.reshape(batch_size, windows, -1)

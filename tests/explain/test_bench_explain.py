@@ -1,4 +1,4 @@
-"""Explanation and faithfulness cost benchmarks (imn.bench_explain) on a tiny IMN.
+"""Explanation and faithfulness cost benchmarks (imn.bench.explain) on a tiny IMN.
 
 A widths-(4, 8, 8) IMN on 0.64 s ECGs (64 samples) with small budgets keeps every timing to
 milliseconds; what is checked is the bookkeeping: rows, evaluation counts, the limit, and
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from imn.bench_explain import (
+from imn.bench.explain import (
     METRICS,
     SMALL_OVERRIDES,
     add_bench_parsers,

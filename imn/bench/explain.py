@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from imn.bench import _median_seconds
+from imn.bench.train import median_seconds
 
 LEADS = 12
 FORWARD, GRADIENT, NONE = "forward", "gradient", "none"
@@ -277,7 +277,7 @@ def _interleaved_medians(run: Callable[[], Any], limit: Callable[[], Any] | None
                          repeats: int) -> tuple[float, float, float | None]:
     """``(first-call s, median s)`` of ``run`` and the median s of ``limit``, called in turn.
 
-    :func:`imn.bench._median_seconds` drives the protocol (a compile call, a warm-up call,
+    :func:`imn.bench.train.median_seconds` drives the protocol (a compile call, a warm-up call,
     ``repeats`` timed calls) of the pair; each half keeps its own times, so both medians
     exclude the compile and warm-up calls.
     """
@@ -290,7 +290,7 @@ def _interleaved_medians(run: Callable[[], Any], limit: Callable[[], Any] | None
                 fn()
                 out.append(time.perf_counter() - start)
 
-    _median_seconds(both, repeats)
+    median_seconds(both, repeats)
     limit_median = statistics.median(times[1][2:]) if limit is not None else None
     return times[0][0], statistics.median(times[0][2:]), limit_median
 
