@@ -1,15 +1,15 @@
-"""Curve figures: deletion / insertion (perturbation) curves and ROC curves.
+"""Curve figures: deletion / insertion (perturbation) curves, ROC and precision-recall.
 
 Same conventions as :mod:`imn.plots.attribution`: built at the final printed size (88 mm,
 one column, per panel), fonts >= 6 pt, saved by ``save_figure`` as PDF + 300 dpi PNG.
-Methods are told apart by the Okabe-Ito palette (colour-blind safe) and, beyond its seven
-colours, by the line style too. ROC points are computed here with numpy (scikit-learn is
-a test-only dependency).
+Methods and models keep the fixed colour and line style of :mod:`imn.plots.style` in every
+figure. ROC and PR points are computed here with numpy (scikit-learn is a test-only
+dependency).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -18,31 +18,22 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from imn.plots.attribution import (  # noqa: E402
+from imn.plots.base import axes_mm, fig_mm, title as _title, title_mm  # noqa: E402
+from imn.plots.ecg import MM_PER_INCH  # noqa: E402
+from imn.plots.style import (  # noqa: E402, F401
     DOUBLE_COLUMN_MM,
-    MM_PER_INCH,
+    OKABE_ITO,
     SINGLE_COLUMN_MM,
-    _finish,
-    _title,
-    axes_mm,
+    finish as _finish,
+    method_label,
+    method_style,
+    method_styles,
+    model_label,
+    model_style,
     styled,
 )
 
-# Okabe & Ito (2008) without yellow, which is too light on white.
-OKABE_ITO: tuple[str, ...] = (
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-)
-_LINESTYLES = ("-", "--", ":", "-.")
 PERTURBATION_KINDS = ("deletion", "insertion")
-
-
-def method_styles(names: Sequence[str]) -> dict[str, dict[str, str]]:
-    """``name -> {'color', 'linestyle'}``, fixed by position so panels agree."""
-    return {
-        name: {"color": OKABE_ITO[i % len(OKABE_ITO)],
-               "linestyle": _LINESTYLES[(i // len(OKABE_ITO)) % len(_LINESTYLES)]}
-        for i, name in enumerate(names)
-    }
 
 
 def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> float:
@@ -114,7 +105,8 @@ def _draw_perturbation(
         mean, low, high = bootstrap_band(c, n_boot=n_boot, seed=seed)
         style = styles[name]
         ax.fill_between(x, low, high, color=style["color"], alpha=0.2, lw=0)
-        ax.plot(x, mean, lw=1.0, **style, label=f"{name} (AUC {trapezoid_auc(x, mean):.3f})")
+        ax.plot(x, mean, lw=1.0, **style,
+                label=f"{method_label(name)} (AUC {trapezoid_auc(x, mean):.3f})")
         sizes.add(c.shape[0])
     better = "lower" if kind == "deletion" else "higher"
     ax.set_title(f"{kind.capitalize()} ({better} AUC is better)", pad=3)
@@ -123,6 +115,12 @@ def _draw_perturbation(
     ax.set_ylabel("p(target class)", labelpad=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02, 1.02)
+    flat = [method_label(name) for name, c in curves.items() if np.ptp(c.mean(axis=0)) < 1e-3]
+    if flat:
+        # A curve that does not move (a saturated model) says nothing about the ranking.
+        ax.text(0.02, 0.03 if kind == "insertion" else 0.5,
+                "flat (saturated output, curve uninformative): " + ", ".join(flat),
+                transform=ax.transAxes, fontsize=6, color="0.25", va="bottom", wrap=True)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=6, pad=1)
     n_text = "/".join(str(s) for s in sorted(sizes))
@@ -249,7 +247,7 @@ def plot_roc_curves(
     """
     if not curves:
         raise ValueError("curves must hold at least one model")
-    styles = method_styles(list(curves))
+    styles = {name: model_style(name) for name in curves}
     left, right, bottom = 11.0, 3.0, 9.0
     size = width_mm - left - right
     top = 6.0 if title else 2.0
@@ -260,7 +258,7 @@ def plot_roc_curves(
             raise ValueError(f"curves[{name!r}] must be a (y_true, scores) pair")
         fpr, tpr, _ = roc_curve(*pair)
         ax.plot(fpr, tpr, lw=1.0, drawstyle="default", **styles[name],
-                label=f"{name} ({trapezoid_auc(fpr, tpr):.3f})")
+                label=f"{model_label(name)} ({trapezoid_auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", lw=0.6, ls="--", label="chance (0.500)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -271,4 +269,172 @@ def plot_roc_curves(
     ax.legend(loc="lower right", frameon=False, fontsize=6, title="AUROC", title_fontsize=6,
               handlelength=1.8)
     _title(fig, title)
+    return _finish(fig, out)
+
+
+# ----------------------------------------------------------------------------- ROC + PR panel
+
+
+def precision_recall_curve(
+    y_true: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision-recall points at every distinct score, highest threshold first.
+
+    Returns ``(recall, precision)``, each ``(k + 1,)``, starting at recall 0 with the
+    precision of the highest threshold (tied scores move in one step).
+    """
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    y = np.asarray(y_true, dtype=np.float64)
+    positives, negatives = y.sum(), y.size - y.sum()
+    tp, fp = tpr * positives, fpr * negatives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), np.nan)
+    precision[0] = precision[1]
+    return tpr, precision
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Step-wise average precision ``sum (R_k - R_{k-1}) P_k`` (as scikit-learn's)."""
+    recall, precision = precision_recall_curve(y_true, scores)
+    return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def _on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray, *, envelope: str) -> np.ndarray:
+    """``y`` at ``grid`` from step points ``(x, y)`` (x increasing): the largest ``y`` at
+    ``x <= g`` ('roc': TPR at FPR g) or at ``x >= g`` ('pr': interpolated precision)."""
+    if envelope == "roc":
+        index = np.searchsorted(x, grid, side="right") - 1
+        return np.maximum.accumulate(y)[np.clip(index, 0, len(y) - 1)]
+    best = np.maximum.accumulate(np.nan_to_num(y, nan=0.0)[::-1])[::-1]
+    index = np.searchsorted(x, grid, side="left")
+    return best[np.clip(index, 0, len(y) - 1)]
+
+
+def curve_band(
+    y_true: np.ndarray, scores: np.ndarray, kind: str, *, n_boot: int = 200,
+    level: float = 0.95, seed: int = 0, grid_points: int = 101,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise percentile bootstrap band of a ROC ('roc': TPR over an FPR grid) or PR
+    ('pr': interpolated precision over a recall grid) curve, resampling ECGs with
+    replacement (resamples holding one class only are redrawn). Returns ``(grid, low,
+    high)``, each ``(grid_points,)``."""
+    y = np.asarray(y_true).astype(np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    grid = np.linspace(0.0, 1.0, grid_points)
+    rng = np.random.default_rng(seed)
+    rows = []
+    while len(rows) < n_boot:
+        index = rng.integers(0, y.size, y.size)
+        if y[index].min() == y[index].max():
+            continue
+        if kind == "roc":
+            fpr, tpr, _ = roc_curve(y[index], s[index])
+            rows.append(_on_grid(fpr, tpr, grid, envelope="roc"))
+        else:
+            recall, precision = precision_recall_curve(y[index], s[index])
+            rows.append(_on_grid(recall, precision, grid, envelope="pr"))
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(np.stack(rows), [alpha, 1 - alpha], axis=0)
+    return grid, low, high
+
+
+def tied_fraction(scores: np.ndarray) -> float:
+    """Fraction of ECGs whose score equals another ECG's (saturated outputs tie at 0 or 1,
+    and a tie block is drawn as one long diagonal segment)."""
+    s = np.asarray(scores)
+    _, counts = np.unique(s, return_counts=True)
+    return float(counts[counts > 1].sum() / s.size) if s.size else 0.0
+
+
+def _roc_pr_axes(ax_roc: plt.Axes, ax_pr: plt.Axes, curves: Mapping[str, tuple], name: str,
+                 n_boot: int, seed: int) -> list[str]:
+    """Draw one class's ROC and PR panels; returns the models with heavily tied scores."""
+    tied = []
+    prevalence = None
+    for model, (y, scores) in curves.items():
+        y = np.asarray(y).astype(int)
+        style = model_style(model)
+        fpr, tpr, _ = roc_curve(y, scores)
+        recall, precision = precision_recall_curve(y, scores)
+        mark = ""
+        if tied_fraction(scores) > 0.1:
+            tied.append(model_label(model))
+            mark = "*"
+        for ax, kind, (x_line, y_line), score in (
+                (ax_roc, "roc", (fpr, tpr), trapezoid_auc(fpr, tpr)),
+                (ax_pr, "pr", (recall, precision), average_precision(y, scores))):
+            grid, low, high = curve_band(y, scores, kind, n_boot=n_boot, seed=seed)
+            ax.fill_between(grid, low, high, color=style["color"], alpha=0.15, lw=0,
+                            step=None)
+            ax.plot(x_line, y_line, lw=0.9, drawstyle="steps-post" if kind == "pr" else "default",
+                    **style, label=f"{model_label(model)}{mark} {score:.3f}")
+        prevalence = float(y.mean())
+        n, positives = y.size, int(y.sum())
+    ax_roc.plot([0, 1], [0, 1], color="0.6", lw=0.5, ls=":")
+    if prevalence is not None:
+        ax_pr.axhline(prevalence, color="0.6", lw=0.5, ls=":")
+    ax_roc.set_title(f"{name}: ROC (n = {n}, {positives} pos.)", pad=2)
+    ax_pr.set_title(f"{name}: PR (chance = {prevalence:.2f})", pad=2)
+    for ax, xlabel, ylabel, legend_title in ((ax_roc, "false positive rate",
+                                              "true positive rate", "AUROC"),
+                                             (ax_pr, "recall", "precision", "AP")):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel(xlabel, labelpad=1)
+        ax.set_ylabel(ylabel, labelpad=1)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(labelsize=6, pad=1)
+        ax.legend(loc="lower right" if ax is ax_roc else "lower left", frameon=False,
+                  fontsize=6, title=legend_title, title_fontsize=6, handlelength=1.6,
+                  borderaxespad=0.2, labelspacing=0.2)
+    return tied
+
+
+@styled
+def plot_roc_pr_panel(
+    per_class: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    *,
+    title: str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    columns: int = 3,
+    width_mm: float = DOUBLE_COLUMN_MM,
+    out: str | Path | None = None,
+) -> plt.Figure:
+    """One figure per task: for each class a ROC and a PR panel, every model in its fixed
+    style, with a 95% pointwise percentile bootstrap band (``n_boot`` resamples of ECGs),
+    n and positives in the title, AUROC / average precision in the legends.
+
+    Args:
+      per_class: class name -> model -> ``(y_true (n,), scores (n,))``.
+      columns: classes per row (each class takes a ROC + PR pair of panels).
+    Models whose scores are heavily tied (> 10% of ECGs share a score: saturated outputs)
+    are starred and a footnote says their long straight segments join tied points.
+    """
+    if not per_class:
+        raise ValueError("per_class must hold at least one class")
+    names = list(per_class)
+    columns = max(1, min(columns, len(names)))
+    rows = -(-len(names) // columns)
+    gap, pair_gap, left, right = 10.0, 14.0, 10.0, 3.0
+    panel = (width_mm - left - right - columns * gap - (columns - 1) * pair_gap) / (2 * columns)
+    panel = min(panel, 45.0)
+    top, row_gap, bottom = title_mm(title) + 4.0, 14.0, 12.0
+    height = top + rows * panel + (rows - 1) * row_gap + bottom
+    fig = plt.figure(figsize=(width_mm / MM_PER_INCH, height / MM_PER_INCH))
+    tied: set[str] = set()
+    for i, name in enumerate(names):
+        row, column = divmod(i, columns)
+        x = left + column * (2 * panel + gap + pair_gap)
+        y = bottom + (rows - 1 - row) * (panel + row_gap)
+        ax_roc = axes_mm(fig, x, y, panel, panel)
+        ax_pr = axes_mm(fig, x + panel + gap, y, panel, panel)
+        tied.update(_roc_pr_axes(ax_roc, ax_pr, per_class[name], name, n_boot, seed))
+    _title(fig, title)
+    fw, fh = fig_mm(fig)
+    note = f"shaded: 95% pointwise bootstrap band ({n_boot} resamples of the ECGs); dotted: chance"
+    if tied:
+        note += ("; * scores tied on > 10% of ECGs (saturated outputs): straight segments "
+                 "join tied points, not measured operating points")
+    fig.text(2.0 / fw, 2.0 / fh, note, fontsize=6, ha="left", va="bottom", wrap=True)
     return _finish(fig, out)
