@@ -121,7 +121,10 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     # Figures: PDF and PNG for each, none empty.
     figures = sorted(p.name for p in (out / "figures").iterdir())
     for stem in ("imn_clinical_4x3", "imn_methods", "imn_segment_heatmap", "resnet1d_wang_top_segments",
-                 "resnet1d_wang_deletion_insertion", "roc_synthetic_AFIB"):
+                 "resnet1d_wang_deletion_insertion", "roc_pr_synthetic", "imn_localisation",
+                 "deletion_auc_per_ecg", "cost_vs_faithfulness", "training_curves_synthetic",
+                 "sanity_randomisation_imn", "sanity_randomisation_resnet1d_wang",
+                 "beat_average_imn", "imn_weights"):
         assert f"{stem}.pdf" in figures and f"{stem}.png" in figures
     assert all((out / "figures" / name).stat().st_size > 1000 for name in figures)
 

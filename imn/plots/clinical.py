@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from imn.data.dataset import LEADS, NUM_LEADS  # noqa: E402
 from imn.plots.base import (  # noqa: E402
@@ -384,10 +384,6 @@ def grid_figure(
                 box_labels=box_labels)
     draw_title(fig, title)
     return fig, ax, scale, panels
-
-
-def evidence_handle() -> Patch:
-    return Patch(fill=False, edgecolor=EVIDENCE_COLOR, lw=0.8, label="ground-truth evidence")
 
 
 @styled

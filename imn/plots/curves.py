@@ -346,11 +346,13 @@ def tied_fraction(scores: np.ndarray) -> float:
     return float(counts[counts > 1].sum() / s.size) if s.size else 0.0
 
 
-def _roc_pr_axes(ax_roc: plt.Axes, ax_pr: plt.Axes, curves: Mapping[str, tuple], name: str,
-                 n_boot: int, seed: int) -> list[str]:
-    """Draw one class's ROC and PR panels; returns the models with heavily tied scores."""
+def _roc_pr_axes(ax_roc: plt.Axes, ax_pr: plt.Axes, curves: Mapping[str, tuple],
+                 n_boot: int, seed: int) -> tuple[list[str], int, int]:
+    """Draw one class's ROC and PR panels; returns (models with heavily tied scores, n,
+    positives). Legends list only the scores, in each model's line style (the figure's
+    shared legend names the models)."""
     tied = []
-    prevalence = None
+    n = positives = 0
     for model, (y, scores) in curves.items():
         y = np.asarray(y).astype(int)
         style = model_style(model)
@@ -364,30 +366,28 @@ def _roc_pr_axes(ax_roc: plt.Axes, ax_pr: plt.Axes, curves: Mapping[str, tuple],
                 (ax_roc, "roc", (fpr, tpr), trapezoid_auc(fpr, tpr)),
                 (ax_pr, "pr", (recall, precision), average_precision(y, scores))):
             grid, low, high = curve_band(y, scores, kind, n_boot=n_boot, seed=seed)
-            ax.fill_between(grid, low, high, color=style["color"], alpha=0.15, lw=0,
-                            step=None)
+            ax.fill_between(grid, low, high, color=style["color"], alpha=0.12, lw=0)
             ax.plot(x_line, y_line, lw=0.9, drawstyle="steps-post" if kind == "pr" else "default",
-                    **style, label=f"{model_label(model)}{mark} {score:.3f}")
-        prevalence = float(y.mean())
+                    **style, label=f"{score:.3f}{mark}", gid=model)
         n, positives = y.size, int(y.sum())
     ax_roc.plot([0, 1], [0, 1], color="0.6", lw=0.5, ls=":")
-    if prevalence is not None:
-        ax_pr.axhline(prevalence, color="0.6", lw=0.5, ls=":")
-    ax_roc.set_title(f"{name}: ROC (n = {n}, {positives} pos.)", pad=2)
-    ax_pr.set_title(f"{name}: PR (chance = {prevalence:.2f})", pad=2)
-    for ax, xlabel, ylabel, legend_title in ((ax_roc, "false positive rate",
-                                              "true positive rate", "AUROC"),
-                                             (ax_pr, "recall", "precision", "AP")):
+    ax_pr.axhline(positives / max(n, 1), color="0.6", lw=0.5, ls=":")
+    ax_roc.set_title("ROC", pad=2)
+    ax_pr.set_title(f"PR (chance {positives / max(n, 1):.2f})", pad=2)
+    for ax, xlabel, ylabel, legend_title, where in (
+            (ax_roc, "false positive rate", "true positive rate", "AUROC", "lower right"),
+            (ax_pr, "recall", "precision", "AP", "upper right")):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
         ax.set_xlabel(xlabel, labelpad=1)
         ax.set_ylabel(ylabel, labelpad=1)
         ax.spines[["top", "right"]].set_visible(False)
         ax.tick_params(labelsize=6, pad=1)
-        ax.legend(loc="lower right" if ax is ax_roc else "lower left", frameon=False,
-                  fontsize=6, title=legend_title, title_fontsize=6, handlelength=1.6,
-                  borderaxespad=0.2, labelspacing=0.2)
-    return tied
+        legend = ax.legend(loc=where, frameon=True, fontsize=6, title=legend_title,
+                           title_fontsize=6, handlelength=1.4, borderaxespad=0.1,
+                           labelspacing=0.1, borderpad=0.2, handletextpad=0.3)
+        legend.get_frame().set(linewidth=0, alpha=0.8)
+    return tied, n, positives
 
 
 @styled
@@ -397,13 +397,14 @@ def plot_roc_pr_panel(
     title: str | None = None,
     n_boot: int = 200,
     seed: int = 0,
-    columns: int = 3,
+    columns: int = 2,
     width_mm: float = DOUBLE_COLUMN_MM,
     out: str | Path | None = None,
 ) -> plt.Figure:
     """One figure per task: for each class a ROC and a PR panel, every model in its fixed
     style, with a 95% pointwise percentile bootstrap band (``n_boot`` resamples of ECGs),
-    n and positives in the title, AUROC / average precision in the legends.
+    n and positives above each pair, AUROC / average precision in the panels' legends and
+    one shared legend naming the models.
 
     Args:
       per_class: class name -> model -> ``(y_true (n,), scores (n,))``.
@@ -416,12 +417,15 @@ def plot_roc_pr_panel(
     names = list(per_class)
     columns = max(1, min(columns, len(names)))
     rows = -(-len(names) // columns)
-    gap, pair_gap, left, right = 10.0, 14.0, 10.0, 3.0
+    gap, pair_gap, left, right = 11.0, 14.0, 10.0, 3.0
     panel = (width_mm - left - right - columns * gap - (columns - 1) * pair_gap) / (2 * columns)
-    panel = min(panel, 45.0)
-    top, row_gap, bottom = title_mm(title) + 4.0, 14.0, 12.0
+    panel = min(panel, 55.0)
+    top, row_gap = title_mm(title) + 8.0, 20.0
+    models = list(dict.fromkeys(m for curves in per_class.values() for m in curves))
+    bottom = 23.0
     height = top + rows * panel + (rows - 1) * row_gap + bottom
     fig = plt.figure(figsize=(width_mm / MM_PER_INCH, height / MM_PER_INCH))
+    fw, fh = fig_mm(fig)
     tied: set[str] = set()
     for i, name in enumerate(names):
         row, column = divmod(i, columns)
@@ -429,12 +433,20 @@ def plot_roc_pr_panel(
         y = bottom + (rows - 1 - row) * (panel + row_gap)
         ax_roc = axes_mm(fig, x, y, panel, panel)
         ax_pr = axes_mm(fig, x + panel + gap, y, panel, panel)
-        tied.update(_roc_pr_axes(ax_roc, ax_pr, per_class[name], name, n_boot, seed))
+        starred, n, positives = _roc_pr_axes(ax_roc, ax_pr, per_class[name], n_boot, seed)
+        tied.update(starred)
+        fig.text((x - 6.0) / fw, (y + panel + 5.5) / fh,
+                 f"{name}  (n = {n} ECGs, {positives} positive)", fontsize=7,
+                 fontweight="bold", ha="left", va="bottom")
     _title(fig, title)
-    fw, fh = fig_mm(fig)
+    handles = [plt.Line2D([], [], lw=1.0, **model_style(m), label=model_label(m)) for m in models]
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(2.0 / fw, 9.5 / fh),
+               ncol=len(handles), frameon=False, fontsize=6, handlelength=2.2,
+               borderaxespad=0.0)
     note = f"shaded: 95% pointwise bootstrap band ({n_boot} resamples of the ECGs); dotted: chance"
+    fig.text(2.0 / fw, 5.0 / fh, note, fontsize=6, ha="left", va="bottom")
     if tied:
-        note += ("; * scores tied on > 10% of ECGs (saturated outputs): straight segments "
-                 "join tied points, not measured operating points")
-    fig.text(2.0 / fw, 2.0 / fh, note, fontsize=6, ha="left", va="bottom", wrap=True)
+        fig.text(2.0 / fw, 1.5 / fh, "* scores tied on > 10% of ECGs (saturated outputs): "
+                 "straight segments join tied points, not measured operating points",
+                 fontsize=6, ha="left", va="bottom")
     return _finish(fig, out)

@@ -27,18 +27,16 @@ from typing import Any
 
 from imn import provenance
 from imn.reproduce import tables
-from imn.reproduce.plan import Plan
+from imn.reproduce.figures import figures_stage
+from imn.reproduce.plan import Plan, run_dir
 from imn.report import write_table
 from imn.train.progress import format_seconds
 
 logger = logging.getLogger("imn")
 
-# Test ECGs whose attributions are kept for the figures.
-_FIGURE_ECGS = 4
-
-
-def run_dir(out: Path, task: str, model: str) -> Path:
-    return out / "runs" / task / model
+# Test ECGs whose attributions are kept for the figures (8, so that the localisation figure
+# usually finds one ECG per synthetic finding among them).
+_FIGURE_ECGS = 8
 
 
 # Plan fields that only the explanation stage reads. Changing them (a new budget or target
@@ -169,10 +167,8 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True) -> dict[str,
     with ledger.stage("tables"):
         written = tables_stage(plan, out, device)
     if figures:
-        from imn.reproduce.figures import figures_stage
-
         with ledger.stage("figures"):
-            written += figures_stage(plan, out)
+            written += figures_stage(plan, out, device)
     ledger.data["outputs"] = sorted(str(path.relative_to(out)) for path in written)
     ledger.data["wall_seconds_total"] = round(sum(ledger.data["stage_seconds"].values()), 1)
     ledger.data["finished"] = True
