@@ -137,16 +137,27 @@ def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
 def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     runs = {(task, model): run_dir(out, task, model) for task in plan.tasks for model in plan.models}
     explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models_explained}
-    written = write_table(tables.classification_rows(runs), out / "table_classification",
-                          tables.CLASSIFICATION_COLUMNS)
-    written += write_table(tables.faithfulness_rows(explained), out / "table_faithfulness",
-                           tables.metric_columns(tables.FAITHFULNESS_METRICS))
+    task, targets = plan.explain_task, plan.faithfulness.targets
+    rows = tables.classification_rows(runs)
+    bootstrap = plan.config(plan.models[0], plan.tasks[0]).bootstrap_samples
+    written = write_table(rows, out / "table_classification", tables.CLASSIFICATION_COLUMNS,
+                          caption=tables.classification_caption(rows, bootstrap),
+                          one_format_per_column=True)
+    rows = tables.faithfulness_rows(explained)
+    written += write_table(rows, out / "table_faithfulness",
+                           tables.metric_columns(tables.FAITHFULNESS_METRICS),
+                           caption=tables.faithfulness_caption(task, explained, targets, rows),
+                           footnotes=tables.footnotes(rows), one_format_per_column=True)
     if plan.source == "synthetic":
-        written += write_table(tables.localisation_rows(explained), out / "table_localisation",
-                               tables.metric_columns(tables.LOCALISATION_METRICS))
+        rows = tables.localisation_rows(explained)
+        written += write_table(rows, out / "table_localisation",
+                               tables.metric_columns(tables.LOCALISATION_METRICS),
+                               caption=tables.localisation_caption(task, targets, rows),
+                               one_format_per_column=True)
     trained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
     written += write_table(tables.cost_rows(trained, evaluation_counts(plan), device),
-                           out / "table_cost", tables.COST_COLUMNS)
+                           out / "table_cost", tables.COST_COLUMNS,
+                           caption=tables.cost_caption(task, device))
     return written
 
 
