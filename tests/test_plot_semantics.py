@@ -174,3 +174,134 @@ def test_ecg_title_names_model_method_truth_and_probability():
     text = pa.ecg_title("resnet1d_wang", "gradcam_x_input", 19, true_labels=["QRSW"],
                         explained="QRSW", probability=0.973)
     assert text == "ResNet1D (Wang), Grad-CAM \u00d7 input | ECG 19 | true: QRSW | explained: QRSW, p = 0.97"
+
+
+# ----------------------------------------------------------------------------- new figure kinds
+
+
+def test_localisation_examples_shade_the_mask_and_draw_one_strip_per_method(planted, tmp_path):
+    from imn.plots.localisation import LocalisationExample, evidence_lead, plot_localisation_examples
+
+    signal, evidence, attribution = planted
+    maps = {"imn": attribution, "gradcam": np.abs(attribution)[:, :1].repeat(NUM_LEADS, 1)}
+    examples = [LocalisationExample(signal, evidence, maps, "STE: ECG 1"),
+                LocalisationExample(signal, evidence, maps, "QRSW: ECG 2")]
+    fig = plot_localisation_examples(examples, FS, title="localisation")
+    traces = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    assert [ax.get_title(loc="left") for ax in traces] == ["STE: ECG 1", "QRSW: ECG 2"]
+    lead = evidence_lead(evidence)
+    expected = [(s / FS, e / FS) for s, e in _spans(evidence[:, lead])]
+    for ax in traces:
+        shaded = sorted((p.get_x(), p.get_x() + p.get_width()) for p in ax.patches
+                        if p.get_gid() == "evidence")
+        np.testing.assert_allclose(shaded, expected)
+    strips = [ax for ax in fig.axes if any(im.get_gid() == "strip" for im in ax.images)]
+    assert len(strips) == 2 * len(maps)
+    names = {t.get_text() for ax in strips for t in ax.texts}
+    assert names == {"IMN (W\u00b7x)", "Grad-CAM (time only)"}
+    pa.save_figure(fig, tmp_path / "loc")
+
+
+def test_roc_pr_panel_gives_n_bands_and_flags_tied_scores(tmp_path):
+    from sklearn import metrics
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(30), np.ones(12)].astype(int)
+    smooth = y + rng.normal(0, 0.8, y.size)
+    saturated = np.clip(np.round(smooth), 0, 1)  # heavily tied, like a saturated model
+    assert pc.average_precision(y, smooth) == pytest.approx(metrics.average_precision_score(y, smooth))
+    grid, low, high = pc.curve_band(y, smooth, "roc", n_boot=50)
+    fpr, tpr, _ = pc.roc_curve(y, smooth)
+    assert np.all(low <= high + 1e-12)
+    assert pc.tied_fraction(saturated) > 0.9 and pc.tied_fraction(smooth) == 0.0
+    fig = pc.plot_roc_pr_panel({"MI": {"imn": (y, saturated), "cnn2d": (y, smooth)}}, n_boot=50)
+    texts = " ".join(t.get_text() for t in fig.texts)
+    assert "n = 42 ECGs, 12 positive" in texts and "* scores tied" in texts
+    roc = fig.axes[0]
+    labels = [t.get_text() for t in roc.get_legend().get_texts()]
+    assert labels[0].endswith("*") and not labels[1].endswith("*")
+    for line in roc.lines[:2]:
+        assert mcolors.to_hex(line.get_color()) == mcolors.to_hex(style.model_style(line.get_gid())["color"])
+    pa.save_figure(fig, tmp_path / "roc_pr")
+
+
+def test_deletion_auc_distribution_draws_the_random_median_as_reference(tmp_path):
+    from imn.plots.summary import curve_aucs, plot_deletion_auc_distributions
+
+    curves = np.tile(np.linspace(1, 0, 11), (4, 1)) * np.array([[1.0], [0.5], [0.8], [0.2]])
+    aucs = curve_aucs(curves)
+    np.testing.assert_allclose(aucs, [0.5, 0.25, 0.4, 0.1])
+    fig = plot_deletion_auc_distributions({"imn": {"imn": aucs / 2, "random": aucs}})
+    reference = [line for line in fig.axes[0].lines if line.get_linestyle() == "--"]
+    assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(np.median(aucs))
+    pa.save_figure(fig, tmp_path / "auc")
+
+
+def test_cost_vs_faithfulness_colours_points_by_method(tmp_path):
+    from imn.plots.summary import plot_cost_vs_faithfulness
+
+    points = [{"model": "imn", "method": "imn", "ms_per_ecg": 2.0, "deletion_auc": 0.1},
+              {"model": "cnn2d", "method": "gradcam", "ms_per_ecg": 20.0, "deletion_auc": 0.5},
+              {"model": "cnn2d", "method": "kernel_shap", "ms_per_ecg": float("nan"),
+               "deletion_auc": 0.4}]
+    fig = plot_cost_vs_faithfulness(points, device="cpu: test")
+    ax = fig.axes[0]
+    drawn = [(line.get_xdata()[0], mcolors.to_hex(line.get_color())) for line in ax.lines]
+    assert drawn == [(2.0, mcolors.to_hex(style.method_style("imn")["color"])),
+                     (20.0, mcolors.to_hex(style.method_style("gradcam")["color"]))]
+    assert ax.get_xscale() == "log" and "ms per ECG" in ax.get_xlabel()
+    pa.save_figure(fig, tmp_path / "cost")
+
+
+def test_training_curves_mark_the_best_validation_epoch(tmp_path):
+    from imn.plots.summary import plot_training_curves
+
+    history = [{"epoch": e, "train_loss": 2.0 / (e + 1), "val_macro_auroc": v}
+               for e, v in enumerate([0.6, 0.8, 0.7])]
+    fig = plot_training_curves({"imn": history})
+    star = [line for line in fig.axes[1].lines if line.get_marker() == "*"]
+    assert len(star) == 1 and star[0].get_xdata()[0] == 2  # epoch 1 is shown as epoch 2
+    pa.save_figure(fig, tmp_path / "training")
+
+
+def test_sanity_cascade_keeps_the_trained_and_fully_random_columns(planted, tmp_path):
+    from imn.plots.internals import cascade_columns, plot_sanity_cascade
+
+    stages = ["original"] + [f"layer{i}" for i in range(9)]
+    assert cascade_columns(stages)[0] == "original" and cascade_columns(stages)[-1] == "layer8"
+    assert len(cascade_columns(stages)) == 6
+    signal, _, attribution = planted
+    rng = np.random.default_rng(0)
+    cascades = {"saliency": {s: attribution + 0.1 * i * rng.normal(size=attribution.shape)
+                             for i, s in enumerate(stages)}}
+    correlations = {"saliency": {s: 1.0 - 0.1 * i for i, s in enumerate(stages)}}
+    fig = plot_sanity_cascade(cascades, correlations, FS, title="sanity")
+    curve = [ax for ax in fig.axes if ax.lines][-1].lines[0]
+    np.testing.assert_allclose(curve.get_ydata(), [1.0 - 0.1 * i for i in range(10)])
+    assert mcolors.to_hex(curve.get_color()) == mcolors.to_hex(style.method_style("saliency")["color"])
+    pa.save_figure(fig, tmp_path / "sanity")
+
+
+def test_beat_average_aligns_on_r_peaks(tmp_path):
+    from imn.plots.internals import beat_average, plot_beat_average, r_peaks
+
+    x = np.zeros((1, 1000, NUM_LEADS))
+    peaks = np.arange(100, 1000, 80)
+    x[0, peaks] = 1.0  # one spike per beat on every lead
+    np.testing.assert_array_equal(r_peaks(x[0], FS), peaks)
+    attribution = x.copy()
+    beat, mean_map, beats = beat_average(x, attribution, FS, before_s=0.25, after_s=0.45)
+    assert beats == len(peaks) - 1  # the last beat is too close to the end
+    assert beat[25, 0] == pytest.approx(1.0) and mean_map[25, 0] == pytest.approx(1.0)
+    fig = plot_beat_average({"MI": (beat, mean_map, beats, 1)}, FS, title="beats")
+    pa.save_figure(fig, tmp_path / "beats")
+
+
+def test_imn_weights_figure_shows_w_next_to_w_times_x(planted, tmp_path):
+    from imn.plots.internals import plot_imn_weights
+
+    signal, _, attribution = planted
+    fig = plot_imn_weights(signal, signal, attribution + 0.1, FS, title="W")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["W (generated weights)", "W \u00b7 x (contribution to the logit)"]
+    pa.save_figure(fig, tmp_path / "weights")

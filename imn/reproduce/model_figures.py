@@ -19,9 +19,13 @@ logger = logging.getLogger("imn")
 _SANITY_SKIP = ("kernel_shap", "random")
 
 
-def sanity_cascade(explained, methods: list[str], options: dict, *, seed: int = 1):
+def sanity_cascade(explained, methods: list[str], options: dict):
     """``(cascades, correlations)`` for the first ECG of ``explained``: method -> stage ->
-    map ``(L, 12)``, and method -> stage -> ``|rho|`` with the trained model's map."""
+    map ``(L, 12)``, and method -> stage -> ``|rho|`` with the trained model's map.
+
+    Every method's cascade re-draws the same values: those of the run's
+    ``randomized_model`` (seed 1, the copy the faithfulness table's randomisation column
+    used), drawn once rather than once per method."""
     import jax.numpy as jnp
 
     from imn.explain.api import attribute
@@ -37,7 +41,8 @@ def sanity_cascade(explained, methods: list[str], options: dict, *, seed: int = 
         def explain_fn(model, batch, targets, method=method, kwargs=kwargs):
             return attribute(method, model, batch, targets, **kwargs)
 
-        stages = randomization_attributions(explained.model, explain_fn, x, target, seed=seed)
+        stages = randomization_attributions(explained.model, explain_fn, x, target,
+                                            random_model=explained.randomized_model)
         trained = jnp.asarray(stages["original"])
         cascades[method] = {name: np.asarray(a)[0] for name, a in stages.items()}
         correlations[method] = {name: float(np.asarray(rank_correlation(trained, jnp.asarray(a),
