@@ -10,6 +10,20 @@ from typing import Any
 CI_SUFFIXES = ("_ci_low", "_ci_high")
 
 
+# A perturbation curve that moves less than this (in probability) over its whole length is
+# flat: a saturated output, whose AUC cannot rank attributions (tables and figures agree).
+FLAT_TOLERANCE = 0.01
+
+
+def curves_are_flat(curves: Any, tolerance: float = FLAT_TOLERANCE) -> bool:
+    """True when every row of ``curves (n, steps + 1)`` stays within ``tolerance`` of its
+    range (``max - min < tolerance`` on every ECG)."""
+    import numpy as np
+
+    curves = np.atleast_2d(np.asarray(curves, dtype=np.float64))
+    return bool(curves.size) and float(np.max(np.ptp(curves, axis=1))) < tolerance
+
+
 # Suffix of a row key holding a footnote marker for a cell: row["deletion_auc_note"] = "a".
 NOTE_SUFFIX = "_note"
 

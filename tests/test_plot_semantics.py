@@ -305,3 +305,16 @@ def test_imn_weights_figure_shows_w_next_to_w_times_x(planted, tmp_path):
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["W (generated weights)", "W \u00b7 x (contribution to the logit)"]
     pa.save_figure(fig, tmp_path / "weights")
+
+
+def test_a_flat_perturbation_curve_gets_no_auc_and_a_note():
+    """A saturated model's insertion curves stay at 1: the legend says 'flat' instead of an
+    AUC of 1.000, and the panel says why."""
+    rising = np.tile(np.linspace(0.1, 1.0, 6), (4, 1))
+    fig = pc.plot_perturbation_curves({"imn": np.full((4, 6), 0.99999), "saliency": rising},
+                                      kind="insertion")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "IMN (W\u00b7x) (flat)" and labels[1].startswith("Saliency (AUC ")
+    assert any("saturated" in t.get_text() for t in ax.texts)
+    plt.close(fig)

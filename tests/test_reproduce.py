@@ -219,3 +219,23 @@ def test_one_number_format_per_column():
     assert column_format(rows, "x") == ".2e"
     assert [format_cell(r, "x", ".2e").split(" ")[0] for r in rows] == ["1.03e-04", "1.20e-03"]
     assert column_format([{"r": 0.5, "r_ci_low": -2e-4, "r_ci_high": 0.9}], "r") == ".3f"
+
+
+def test_the_drawn_ecg_is_a_true_abnormal_finding_and_its_title_gives_truth_and_p():
+    """Binary task (kept attributions in the two-class view, predictions with one column): the
+    first kept ECG whose explained class is a true MI is drawn, p is that of the explained
+    side; with evidence masks the first local one is drawn."""
+    from imn.reproduce.figures import choose_ecg, kept_labels
+
+    saved = {"classes": np.array(["NORM", "MI"]), "ecg_ids": np.array([5, 7, 9]),
+             "targets": np.array([0, 1, 1])}
+    predictions = {"classes": np.array(["MI"]), "ecg_ids": np.array([9, 7, 5]),
+                   "labels": np.array([[1.0], [0.0], [0.0]]), "scores": np.array([[0.9], [0.8], [0.3]])}
+    labels = kept_labels(saved, predictions)
+    assert labels[0] == {"true": ["NORM"], "explained": "NORM", "p": pytest.approx(0.7)}
+    assert labels[1]["true"] == ["NORM"] and labels[1]["explained"] == "MI"  # a false positive
+    assert labels[2] == {"true": ["MI"], "explained": "MI", "p": pytest.approx(0.9)}
+    assert choose_ecg(saved, labels) == 2
+    evidence = np.zeros((3, 10, 12), bool)
+    evidence[1, 2:4] = True
+    assert choose_ecg({**saved, "evidence": evidence}, labels) == 1

@@ -33,6 +33,8 @@ from imn.plots.style import (  # noqa: E402, F401
     styled,
 )
 
+from imn.report import curves_are_flat  # noqa: E402
+
 PERTURBATION_KINDS = ("deletion", "insertion")
 
 
@@ -100,13 +102,16 @@ def _draw_perturbation(
     if kind not in PERTURBATION_KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected 'deletion' or 'insertion'")
     sizes = set()
+    # A curve that does not move (a saturated model) says nothing about the ranking: its
+    # AUC is not printed as a score.
+    flat = {name for name, c in curves.items() if curves_are_flat(c)}
     for name, c in curves.items():
         x = np.linspace(0.0, 1.0, c.shape[1])
         mean, low, high = bootstrap_band(c, n_boot=n_boot, seed=seed)
         style = styles[name]
         ax.fill_between(x, low, high, color=style["color"], alpha=0.2, lw=0)
-        ax.plot(x, mean, lw=1.0, **style,
-                label=f"{method_label(name)} (AUC {trapezoid_auc(x, mean):.3f})")
+        auc = "flat" if name in flat else f"AUC {trapezoid_auc(x, mean):.3f}"
+        ax.plot(x, mean, lw=1.0, **style, label=f"{method_label(name)} ({auc})")
         sizes.add(c.shape[0])
     better = "lower" if kind == "deletion" else "higher"
     ax.set_title(f"{kind.capitalize()} ({better} AUC is better)", pad=3)
@@ -115,14 +120,17 @@ def _draw_perturbation(
     ax.set_ylabel("p(target class)", labelpad=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02, 1.02)
-    flat = [method_label(name) for name, c in curves.items() if np.ptp(c.mean(axis=0)) < 1e-3]
     if flat:
-        # A curve that does not move (a saturated model) says nothing about the ranking.
-        ax.text(0.02, 0.03 if kind == "insertion" else 0.5,
-                "flat (saturated output, curve uninformative): " + ", ".join(flat),
-                transform=ax.transAxes, fontsize=6, color="0.25", va="bottom", wrap=True)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.tick_params(labelsize=6, pad=1)
+        import textwrap
+
+        which = ("every curve is" if len(flat) == len(curves) else
+                 ", ".join(method_label(name) for name in curves if name in flat) + " flat:")
+        note = textwrap.fill(f"{which} flat: the output is saturated, so the AUC cannot rank "
+                             "methods" if len(flat) == len(curves) else
+                             f"{which} the output is saturated, so their AUC cannot rank them",
+                             55)
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, fontsize=6, color="0.25",
+                ha="center", va="center", bbox={"facecolor": "white", "lw": 0, "alpha": 0.85})
     n_text = "/".join(str(s) for s in sorted(sizes))
     ncol = 1 if len(curves) <= 3 else 2
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from imn.report import CI_SUFFIXES, NOTE_SUFFIX
+from imn.report import CI_SUFFIXES, NOTE_SUFFIX, curves_are_flat
 
 FAITHFULNESS_METRICS = (
     ("deletion_auc", "deletion AUC (lower better)"),
@@ -159,7 +159,7 @@ def degeneracy(row: dict[str, Any], curves: dict[str, np.ndarray],
         low, high = row.get(key + "_ci_low"), row.get(key + "_ci_high")
         kind = _CURVE_METRICS.get(key)
         curve = curves.get(f"{row['method']}_{kind}") if kind else None
-        if curve is not None and curve.size and float(np.max(np.ptp(curve, axis=1))) < 0.01:
+        if curve is not None and curves_are_flat(curve):
             reasons[key] = "flat"
         elif row["method"] == _CONTROL and key in ("max_sensitivity", "randomization_abs"):
             reasons[key] = "control"
