@@ -347,9 +347,9 @@ def draw_panels(
             drawn.append(rect)
             if box_labels is not None:
                 centre_x = (left + right) / 2
-                # Keep clear of the lead name at the lane's start (7 pt "aVF" is ~12 paper mm
+                # Keep clear of the lead name at the lane's start (7 pt "aVF" plus a gap is ~16 mm
                 # wide at the usual 70% scale).
-                centre_x = max(centre_x, p.x0 + 12.0)
+                centre_x = max(centre_x, p.x0 + 16.0)
                 ax.text(centre_x, top - 1.0, box_labels[p.lead][j], fontsize=6, color=colour,
                         va="top", ha="center", zorder=5, fontweight="bold")
     return drawn
