@@ -82,7 +82,8 @@ def test_attribution_ecg_renders(ecg, tmp_path: Path, layout: str) -> None:
 def test_attribution_ecg_keeps_the_paper_isotropic_and_1_to_1_when_asked(ecg) -> None:
     """mm per data unit is the same on both axes; width_mm=None gives exactly 1 mm per mm."""
     signal, attribution = ecg
-    for width_mm, expected in ((180.0, 180.0 / 250.0), (None, 1.0)):
+    # 250 mm of paper plus the 10 mm calibration margin.
+    for width_mm, expected in ((180.0, 180.0 / 260.0), (None, 1.0)):
         fig = pa.plot_attribution_ecg(signal, attribution, FS, width_mm=width_mm)
         ax = fig.axes[0]
         box = ax.get_position()
@@ -134,13 +135,18 @@ def test_methods_side_by_side_wraps_into_rows_of_at_most_columns(ecg, tmp_path: 
 
 
 def test_lead_focus_renders(ecg, tmp_path: Path) -> None:
-    """The focus view has the paper axes and an attribution axes sharing the time span."""
+    """The focus view has the paper axes and an attribution axes on the same time axis: the
+    paper's time 0 (after the calibration margin) and 10 s land where the lower axes' do."""
     signal, attribution = ecg
     fig = pa.plot_lead_focus(signal, attribution, FS, lead="V2", title="V2")
     paper, attr = fig.axes[0], fig.axes[1]
-    assert paper.get_position().x0 == pytest.approx(attr.get_position().x0)
-    assert paper.get_position().x1 == pytest.approx(attr.get_position().x1)
-    assert attr.get_xlim() == (0.0, 10.0) and paper.get_xlim() == (0.0, 250.0)
+    fig.canvas.draw()
+    for seconds in (0.0, 10.0):
+        paper_x = paper.transData.transform((seconds * pa.PAPER_SPEED_MM_PER_S, 0))[0]
+        attr_x = attr.transData.transform((seconds, 0))[0]
+        assert paper_x == pytest.approx(attr_x, abs=0.5)
+    assert attr.get_xlim() == (0.0, 10.0) and paper.get_xlim() == (-pa.CALIBRATION_MM, 250.0)
+    assert "ECG" in attr.get_ylabel()  # the unit of the lower axis is stated
     _render(fig, tmp_path / "focus")
 
 
@@ -195,11 +201,15 @@ def test_top_k_segments_are_disjoint_and_ranked() -> None:
 
 
 def test_plot_top_segments_draws_red_and_blue_boxes(ecg, tmp_path: Path) -> None:
-    """One box per selected segment; red where the sum is positive, blue where negative."""
+    """One box per selected segment (chosen within the 5 s each lead is shown in '6x2'); red
+    where the sum is positive, blue where negative; every box lies inside its panel."""
     signal, attribution = ecg
-    segments = pa.top_k_segments(attribution, FS, k=2)
+    segments = pa.visible_top_k_segments(attribution, FS, "6x2", k=2)
     fig = pa.plot_top_segments(signal, attribution, FS, k=2, title="top 2")
     boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    for lead, lead_segments in enumerate(segments):
+        start, stop = (0.0, 5.0) if lead < 6 else (5.0, 10.0)
+        assert all(start <= s and e <= stop for s, e, _ in lead_segments)
     colours = [matplotlib.colors.to_hex(b.get_edgecolor()) for b in boxes]
     expected = [pa.POSITIVE_COLOR if v > 0 else pa.NEGATIVE_COLOR
                 for lead in segments for _, _, v in lead]
@@ -233,14 +243,17 @@ def test_abnormal_spans_returns_the_planted_span() -> None:
 
 
 def test_xplaim_views_write_four_figures(ecg, tmp_path: Path) -> None:
-    """Quick, fine, heatmap and lead views: 8 files at their designed sizes; the fine plot's
-    boxes are exactly abnormal_spans (clipped to none: 6x2 shows the whole record)."""
+    """Quick, fine, heatmap and lead views: 8 files at their designed sizes; the fine plot
+    boxes the k strongest abnormal spans as thin outlines; the quick plot keeps the sign."""
     signal, attribution = ecg
-    figures = pa.xplaim_figures(signal, attribution, FS, lead="V2")
+    figures = pa.xplaim_figures(signal, attribution, FS, lead="V2", k=4)
     assert list(figures) == ["quick", "fine", "heatmap", "lead"]
-    spans = pa.abnormal_spans(attribution, FS)
     boxes = [p for p in figures["fine"].axes[0].patches if isinstance(p, Rectangle)]
-    assert len(boxes) == sum(len(s) for s in spans)
+    assert len(boxes) == 4 and all(b.get_linewidth() < 1.0 and not b.get_fill() for b in boxes)
+    quick = figures["quick"].axes[0].images[0]
+    assert quick.norm.vmin == -1.0 and quick.norm.vmax == 1.0  # signed, centred at 0
+    heatmap = figures["heatmap"].axes[0]
+    assert len(heatmap.lines) == NUM_LEADS  # the waveforms are drawn over the heatmap
     sizes = []
     for fig in figures.values():
         _check_fonts(fig)

@@ -116,12 +116,17 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     assert int(cost[("imn", "imn")]["evaluations_per_ecg"]) == 1
     assert float(cost[("resnet1d_wang", "gradcam")]["train_samples_per_s"]) == pytest.approx(
         training_samples_per_s(out / "runs/synthetic/resnet1d_wang"))
-    assert (out / "table_faithfulness.md").read_text().startswith("| model | method |")
+    markdown = (out / "table_faithfulness.md").read_text().splitlines()
+    assert markdown[0].startswith("Task synthetic, test split, n = ") and "bootstrap" in markdown[0]
+    assert markdown[2].startswith("| model | method |") and "closer to 0" in markdown[2]
 
     # Figures: PDF and PNG for each, none empty.
     figures = sorted(p.name for p in (out / "figures").iterdir())
     for stem in ("imn_clinical_4x3", "imn_methods", "imn_segment_heatmap", "resnet1d_wang_top_segments",
-                 "resnet1d_wang_deletion_insertion", "roc_synthetic_AFIB"):
+                 "resnet1d_wang_deletion_insertion", "roc_pr_synthetic", "imn_localisation",
+                 "deletion_auc_per_ecg", "cost_vs_faithfulness", "training_curves_synthetic",
+                 "sanity_randomisation_imn", "sanity_randomisation_resnet1d_wang",
+                 "beat_average_imn", "imn_weights"):
         assert f"{stem}.pdf" in figures and f"{stem}.png" in figures
     assert all((out / "figures" / name).stat().st_size > 1000 for name in figures)
 
@@ -145,3 +150,92 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     # A folder whose trained runs follow another plan is refused rather than mixed.
     with pytest.raises(ValueError, match="different plan"):
         main([*command[:-4], "--models", "imn", "--methods", "imn,random"])
+
+
+def _faithfulness_run(folder, rows, curves, skip=()):
+    """A run folder holding a faithfulness table and its curves, as the explain stage writes."""
+    folder.mkdir(parents=True)
+    (folder / "faithfulness_test.json").write_text(json.dumps(
+        {"rows": rows, "sensitivity_skip": list(skip)}))
+    np.savez(folder / "faithfulness_curves_test.npz", ecg_ids=np.arange(3), **curves)
+    return folder
+
+
+def _row(method, **values):
+    from imn.reproduce.tables import FAITHFULNESS_METRICS
+
+    row = {"method": method, "n": 3, "explain_ms_per_ecg": 1.0}
+    for key, _ in FAITHFULNESS_METRICS[:-1] + (("randomization_similarity", ""),):
+        value, low, high = values.get(key, (0.5, 0.4, 0.6))
+        row.update({key: value, key + "_ci_low": low, key + "_ci_high": high})
+    return row
+
+
+def test_degenerate_faithfulness_cells_are_na_with_a_footnote(tmp_path):
+    """Flat insertion curves (a saturated output), a metric equal on every ECG, the random
+    control's by-construction values and a skipped metric are printed n/a with their reason;
+    informative cells keep their numbers."""
+    from imn.report import NOTE_SUFFIX, write_table
+    from imn.reproduce import tables
+
+    rising = np.tile(np.linspace(0.2, 0.9, 5), (3, 1))
+    flat = np.full((3, 5), 0.99999)
+    folder = _faithfulness_run(tmp_path / "imn", [
+        _row("imn", infidelity=(0.0, 0.0, 0.0), max_sensitivity=(float("nan"),) * 3),
+        _row("random", randomization_similarity=(1.0, 1.0, 1.0)),
+    ], {"imn_deletion": rising, "imn_insertion": flat, "random_deletion": rising,
+        "random_insertion": rising}, skip=("imn",))
+    rows = tables.faithfulness_rows({"imn": folder})
+    notes = {(row["method"], key[: -len(NOTE_SUFFIX)]): value for row in rows
+             for key, value in row.items() if key.endswith(NOTE_SUFFIX)}
+    assert notes == {("imn", "insertion_auc"): "flat", ("imn", "infidelity"): "constant",
+                     ("imn", "max_sensitivity"): "skipped",
+                     ("random", "max_sensitivity"): "control",
+                     ("random", "randomization_abs"): "control"}
+    written = write_table(rows, tmp_path / "table", tables.metric_columns(tables.FAITHFULNESS_METRICS),
+                          caption="caption line", footnotes=tables.footnotes(rows),
+                          one_format_per_column=True)
+    text = written[1].read_text()
+    assert text.startswith("caption line\n")
+    assert "n/a (flat)" in text and "(flat) every curve" in text and "(undefined)" not in text
+    assert "| imn | imn | 3 | 0.500 [0.400, 0.600] |" in text  # deletion AUC kept
+
+
+def test_randomisation_column_is_the_absolute_correlation_with_its_interval():
+    from imn.reproduce.tables import abs_interval
+
+    assert abs_interval(-0.23, -0.38, -0.09) == (0.23, 0.09, 0.38)
+    assert abs_interval(0.1, -0.05, 0.3) == (0.1, 0.0, 0.3)  # the interval reaches 0
+    assert np.isnan(abs_interval(float("nan"), 0.0, 1.0)[0])
+
+
+def test_one_number_format_per_column():
+    """A column mixing 1.03e-04 and 0.001 is printed in one notation; correlations whose CI
+    touches 0 stay in decimals."""
+    from imn.report import column_format, format_cell
+
+    rows = [{"x": 1.03e-04, "x_ci_low": 5e-5, "x_ci_high": 2e-4},
+            {"x": 0.0012, "x_ci_low": 3e-4, "x_ci_high": 0.002}]
+    assert column_format(rows, "x") == ".2e"
+    assert [format_cell(r, "x", ".2e").split(" ")[0] for r in rows] == ["1.03e-04", "1.20e-03"]
+    assert column_format([{"r": 0.5, "r_ci_low": -2e-4, "r_ci_high": 0.9}], "r") == ".3f"
+
+
+def test_the_drawn_ecg_is_a_true_abnormal_finding_and_its_title_gives_truth_and_p():
+    """Binary task (kept attributions in the two-class view, predictions with one column): the
+    first kept ECG whose explained class is a true MI is drawn, p is that of the explained
+    side; with evidence masks the first local one is drawn."""
+    from imn.reproduce.figures import choose_ecg, kept_labels
+
+    saved = {"classes": np.array(["NORM", "MI"]), "ecg_ids": np.array([5, 7, 9]),
+             "targets": np.array([0, 1, 1])}
+    predictions = {"classes": np.array(["MI"]), "ecg_ids": np.array([9, 7, 5]),
+                   "labels": np.array([[1.0], [0.0], [0.0]]), "scores": np.array([[0.9], [0.8], [0.3]])}
+    labels = kept_labels(saved, predictions)
+    assert labels[0] == {"true": ["NORM"], "explained": "NORM", "p": pytest.approx(0.7)}
+    assert labels[1]["true"] == ["NORM"] and labels[1]["explained"] == "MI"  # a false positive
+    assert labels[2] == {"true": ["MI"], "explained": "MI", "p": pytest.approx(0.9)}
+    assert choose_ecg(saved, labels) == 2
+    evidence = np.zeros((3, 10, 12), bool)
+    evidence[1, 2:4] = True
+    assert choose_ecg({**saved, "evidence": evidence}, labels) == 1

@@ -21,12 +21,18 @@ Presets (sizes chosen for their machine; measured wall times are in ``results/``
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from imn.explain.run import FaithfulnessSettings
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
 from imn.train.presets import PRESETS, check_preset, imn_paper_recipe
+
+def run_dir(out: Path, task: str, model: str) -> Path:
+    """The run folder of ``model`` trained on ``task`` inside reproduction folder ``out``."""
+    return Path(out) / "runs" / task / model
+
 
 # Binary tasks first (the paper's), then the 5-class multi-label one.
 PTBXL_TASKS = ("norm_vs_mi", "norm_vs_sttc", "norm_vs_cd", "norm_vs_hyp", "superdiagnostic")

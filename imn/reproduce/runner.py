@@ -27,18 +27,16 @@ from typing import Any
 
 from imn import provenance
 from imn.reproduce import tables
-from imn.reproduce.plan import Plan
+from imn.reproduce.figures import figures_stage
+from imn.reproduce.plan import Plan, run_dir
 from imn.report import write_table
 from imn.train.progress import format_seconds
 
 logger = logging.getLogger("imn")
 
-# Test ECGs whose attributions are kept for the figures.
-_FIGURE_ECGS = 4
-
-
-def run_dir(out: Path, task: str, model: str) -> Path:
-    return out / "runs" / task / model
+# Test ECGs whose attributions are kept for the figures (8, so that the localisation figure
+# usually finds one ECG per synthetic finding among them).
+_FIGURE_ECGS = 8
 
 
 # Plan fields that only the explanation stage reads. Changing them (a new budget or target
@@ -139,16 +137,27 @@ def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
 def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     runs = {(task, model): run_dir(out, task, model) for task in plan.tasks for model in plan.models}
     explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models_explained}
-    written = write_table(tables.classification_rows(runs), out / "table_classification",
-                          tables.CLASSIFICATION_COLUMNS)
-    written += write_table(tables.faithfulness_rows(explained), out / "table_faithfulness",
-                           tables.metric_columns(tables.FAITHFULNESS_METRICS))
+    task, targets = plan.explain_task, plan.faithfulness.targets
+    rows = tables.classification_rows(runs)
+    bootstrap = plan.config(plan.models[0], plan.tasks[0]).bootstrap_samples
+    written = write_table(rows, out / "table_classification", tables.CLASSIFICATION_COLUMNS,
+                          caption=tables.classification_caption(rows, bootstrap),
+                          one_format_per_column=True)
+    rows = tables.faithfulness_rows(explained)
+    written += write_table(rows, out / "table_faithfulness",
+                           tables.metric_columns(tables.FAITHFULNESS_METRICS),
+                           caption=tables.faithfulness_caption(task, explained, targets, rows),
+                           footnotes=tables.footnotes(rows), one_format_per_column=True)
     if plan.source == "synthetic":
-        written += write_table(tables.localisation_rows(explained), out / "table_localisation",
-                               tables.metric_columns(tables.LOCALISATION_METRICS))
+        rows = tables.localisation_rows(explained)
+        written += write_table(rows, out / "table_localisation",
+                               tables.metric_columns(tables.LOCALISATION_METRICS),
+                               caption=tables.localisation_caption(task, targets, rows),
+                               one_format_per_column=True)
     trained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
     written += write_table(tables.cost_rows(trained, evaluation_counts(plan), device),
-                           out / "table_cost", tables.COST_COLUMNS)
+                           out / "table_cost", tables.COST_COLUMNS,
+                           caption=tables.cost_caption(task, device))
     return written
 
 
@@ -169,10 +178,8 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True) -> dict[str,
     with ledger.stage("tables"):
         written = tables_stage(plan, out, device)
     if figures:
-        from imn.reproduce.figures import figures_stage
-
         with ledger.stage("figures"):
-            written += figures_stage(plan, out)
+            written += figures_stage(plan, out, device)
     ledger.data["outputs"] = sorted(str(path.relative_to(out)) for path in written)
     ledger.data["wall_seconds_total"] = round(sum(ledger.data["stage_seconds"].values()), 1)
     ledger.data["finished"] = True

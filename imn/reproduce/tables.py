@@ -1,7 +1,12 @@
 """The tables of a reproduction, built from its run folders (never from numbers typed here).
 
 Each table is written as CSV (every column, full precision, CI bounds in their own columns)
-and Markdown (``mean [low, high]`` per metric, 3 decimals).
+and Markdown (a caption line: task, n, how targets were chosen, CI method; ``mean [low,
+high]`` per metric in one number format per column; footnotes). A value that cannot rank
+methods is printed ``n/a`` with a footnote saying why, detected from the data (never from
+model names): curves that stay flat (a saturated output does not move when features are
+inserted or deleted), metrics that are the same on every ECG because the output does not
+respond to perturbation, and the random control's by-construction values.
 
 * :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 with 95%
   bootstrap CIs, validation AUROC, test records and positives.
@@ -17,7 +22,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from imn.report import CI_SUFFIXES
+import numpy as np
+
+from imn.report import CI_SUFFIXES, NOTE_SUFFIX, curves_are_flat
 
 FAITHFULNESS_METRICS = (
     ("deletion_auc", "deletion AUC (lower better)"),
@@ -27,7 +34,7 @@ FAITHFULNESS_METRICS = (
     ("faithfulness_correlation", "faithfulness corr. (higher better)"),
     ("infidelity", "infidelity (lower better)"),
     ("max_sensitivity", "max-sensitivity (lower better)"),
-    ("randomization_similarity", "randomisation similarity (lower better)"),
+    ("randomization_abs", "randomisation |\u03c1| (closer to 0 better)"),
 )
 LOCALISATION_METRICS = (
     ("pointing_game", "pointing game"),
@@ -107,8 +114,147 @@ def method_rows(runs: dict[str, Path], metrics: tuple[tuple[str, str], ...]) -> 
     return rows
 
 
+def abs_interval(value: float, low: float, high: float) -> tuple[float, float, float]:
+    """``|value|`` and the image of ``[low, high]`` under ``|.|`` (0 when it spans 0): the
+    interval for ``|E rho|`` from the one for ``E rho``."""
+    if not np.isfinite(value):
+        return float("nan"), float("nan"), float("nan")
+    if low <= 0.0 <= high:
+        return abs(value), 0.0, max(abs(low), abs(high))
+    return abs(value), min(abs(low), abs(high)), max(abs(low), abs(high))
+
+
+# Footnotes of degenerate cells (marker -> text); markers are assigned in this order.
+DEGENERACY_NOTES = {
+    "flat": "every curve of this method stays within 0.01 of its start: the model's output "
+            "does not move when features are deleted or inserted (saturated), so the AUC "
+            "cannot rank attributions",
+    "constant": "the same value on every ECG: the model's output does not respond to the "
+                "perturbations (saturated), so the metric cannot tell methods apart",
+    "undefined": "undefined on every ECG (a correlation with a constant map or output)",
+    "skipped": "not computed for this method (listed in the run's sensitivity_skip: too "
+               "costly at this budget)",
+    "control": "by construction for the random control (its map ignores the input and the "
+               "model): a reference, not a score",
+}
+_CURVE_METRICS = {"deletion_auc": "deletion", "insertion_auc": "insertion"}
+_CONTROL = "random"
+
+
+def _curves(workdir: Path) -> dict[str, np.ndarray]:
+    path = workdir / "faithfulness_curves_test.npz"
+    if not path.exists():
+        return {}
+    with np.load(path) as saved:
+        return {key: np.asarray(saved[key]) for key in saved.files}
+
+
+def degeneracy(row: dict[str, Any], curves: dict[str, np.ndarray],
+               skipped: tuple[str, ...] = ()) -> dict[str, str]:
+    """metric -> reason key (of ``DEGENERACY_NOTES``) for each degenerate or missing cell of
+    ``row`` (``skipped``: methods whose max-sensitivity the run did not compute)."""
+    reasons = {}
+    for key, _ in FAITHFULNESS_METRICS:
+        value = row.get(key, float("nan"))
+        low, high = row.get(key + "_ci_low"), row.get(key + "_ci_high")
+        kind = _CURVE_METRICS.get(key)
+        curve = curves.get(f"{row['method']}_{kind}") if kind else None
+        if curve is not None and curves_are_flat(curve):
+            reasons[key] = "flat"
+        elif row["method"] == _CONTROL and key in ("max_sensitivity", "randomization_abs"):
+            reasons[key] = "control"
+        elif key == "max_sensitivity" and row["method"] in skipped:
+            reasons[key] = "skipped"
+        elif not np.isfinite(value):
+            reasons[key] = "undefined"
+        elif np.isfinite(value) and low == high == value and row.get("n", 0) > 1:
+            reasons[key] = "constant"
+    return reasons
+
+
+def saturated_fraction(workdir: Path, ecg_ids: np.ndarray | None, tolerance: float = 1e-4) -> float:
+    """Fraction of the explained ECGs whose every output probability lies within
+    ``tolerance`` of 0 or 1 (from ``predictions_test.npz``); NaN when unknown."""
+    path = workdir / "predictions_test.npz"
+    if not path.exists():
+        return float("nan")
+    with np.load(path) as saved:
+        scores, ids = np.asarray(saved["scores"], np.float64), np.asarray(saved["ecg_ids"])
+    if ecg_ids is not None:
+        scores = scores[np.isin(ids, ecg_ids)]
+    if not len(scores):
+        return float("nan")
+    return float(np.mean(np.all(np.minimum(scores, 1 - scores) < tolerance, axis=1)))
+
+
 def faithfulness_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
-    return method_rows(runs, FAITHFULNESS_METRICS)
+    """``method_rows`` for the faithfulness metrics, with ``randomization_abs`` (|mean rho|
+    and its interval) and a ``{metric}_note`` reason key on every degenerate cell."""
+    rows = method_rows(runs, FAITHFULNESS_METRICS[:-1] + (("randomization_similarity", ""),))
+    curves = {model: _curves(workdir) for model, workdir in runs.items()}
+    for row in rows:
+        value, low, high = abs_interval(row["randomization_similarity"],
+                                        row["randomization_similarity_ci_low"],
+                                        row["randomization_similarity_ci_high"])
+        row.update(randomization_abs=value, randomization_abs_ci_low=low,
+                   randomization_abs_ci_high=high)
+        table = _faithfulness_table(runs[row["model"]]) or {}
+        skipped = tuple(table.get("sensitivity_skip", ()))
+        for key, reason in degeneracy(row, curves[row["model"]], skipped).items():
+            row[key + NOTE_SUFFIX] = reason
+    return rows
+
+
+def footnotes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The footnotes the rows refer to, reason key -> text (only reasons that occur)."""
+    used = {value for row in rows for key, value in row.items() if key.endswith(NOTE_SUFFIX)}
+    return {reason: text for reason, text in DEGENERACY_NOTES.items() if reason in used}
+
+
+_POLICY = {
+    "predicted": "the class each model scores highest (binary tasks: the predicted side)",
+    "evidence": "the highest-scored class that has a local ground-truth evidence mask",
+}
+
+
+def faithfulness_caption(task: str, runs: dict[str, Path], targets: str, rows: list[dict[str, Any]]) -> str:
+    """One line: task, n, target policy, CI method, and how saturated each model's outputs
+    are on the explained ECGs."""
+    sizes = sorted({int(row["n"]) for row in rows})
+    saturation = []
+    for model, workdir in runs.items():
+        ids = _curves(workdir).get("ecg_ids")
+        fraction = saturated_fraction(workdir, ids)
+        if np.isfinite(fraction):
+            saturation.append(f"{model} {100 * fraction:.0f}%")
+    text = (f"Task {task}, test split, n = {'/'.join(map(str, sizes)) or '?'} ECGs per model; "
+            f"explained class: {_POLICY.get(targets, targets)}; cells: mean over ECGs "
+            "[95% percentile bootstrap CI, 1000 resamples of the ECGs].")
+    if saturation:
+        text += (" ECGs with saturated outputs (every p within 1e-4 of 0 or 1): "
+                 + ", ".join(saturation) + ".")
+    return text
+
+
+def localisation_caption(task: str, targets: str, rows: list[dict[str, Any]]) -> str:
+    sizes = sorted({int(row["n"]) for row in rows})
+    return (f"Task {task}, test split, n = {'/'.join(map(str, sizes)) or '?'} ECGs with a local "
+            f"evidence mask; explained class: {_POLICY.get(targets, targets)}; cells: mean over "
+            "ECGs [95% percentile bootstrap CI, 1000 resamples of the ECGs]; higher is better.")
+
+
+def classification_caption(rows: list[dict[str, Any]], bootstrap_samples: int) -> str:
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    return (f"Test split of each task ({', '.join(tasks)}); macro AUROC / AUPRC / F1 with 95% "
+            f"percentile bootstrap CIs ({bootstrap_samples} resamples of the records); F1 at "
+            "per-class thresholds chosen on the validation split, which also selects the "
+            "checkpoint (val macro AUROC).")
+
+
+def cost_caption(task: str, device: str) -> str:
+    return (f"Task {task}: explanation time per ECG measured in the faithfulness stage "
+            f"(compilation excluded) on {device}; model evaluations per ECG of each method; "
+            "training throughput: median over the epochs after the first.")
 
 
 def localisation_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
