@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,15 @@ _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no
           "--disable-background-networking", "--disable-component-update", "--disable-sync",
           "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
           "--remote-debugging-pipe")
+
+
+_TRAMPOLINE = (
+    "import fcntl, os, sys\n"
+    "ends = [fcntl.fcntl(int(fd), fcntl.F_DUPFD, 100) for fd in sys.argv[1:3]]\n"
+    "for fd in sys.argv[1:3]: os.close(int(fd))\n"
+    "for target, fd in zip((3, 4), ends): os.dup2(fd, target); os.close(fd)\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
 
 
 def find_chromium() -> str | None:
@@ -64,8 +74,12 @@ class HeadlessPage:
         self._profile = tempfile.TemporaryDirectory(prefix="imn-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-        # The browser reads commands from its fd 3 and writes replies to its fd 4.
-        command = ["/bin/sh", "-c", f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}', "sh",
+        # The browser reads commands from its fd 3 and writes replies to its fd 4. A small
+        # Python trampoline puts the pipe ends there and execs the browser (no preexec_fn:
+        # it can deadlock in a process with threads, as JAX's; no shell: dash cannot redirect
+        # descriptors above 9). Both ends are first moved above 100 so that neither clobbers
+        # the other on its way to 3 or 4.
+        command = [sys.executable, "-c", _TRAMPOLINE, str(to_browser_r), str(from_browser_w),
                    self.binary, *_FLAGS, f"--user-data-dir={self._profile.name}",
                    f"--window-size={self.size[0]},{self.size[1]}", "about:blank"]
         # stderr to a file: a pipe nobody reads would block a chatty browser.

@@ -148,7 +148,9 @@ def test_page_renders_in_chromium_without_errors(report, tmp_path):
         assert page.evaluate("document.querySelectorAll('#curves g.trace.scatter').length") == 4
         # One lead-resolved overlay per lead, and the mask drawn.
         assert page.evaluate("document.querySelectorAll('#leads g.hm').length") == 24
-        assert page.evaluate("document.querySelectorAll('#leads .shapelayer path').length") > 0
+        mask_shapes = ("Array.from(document.querySelectorAll('#leads .shapelayer path'))"
+                       ".filter(p => p.style.fill.replace(/ /g, '') === 'rgb(0,158,115)').length")
+        assert page.evaluate(mask_shapes) == sum(len(spans) for spans in ecgs[0]["mask"])
         # The page decodes what Python encoded: lead II's hover values are the IMN map's.
         hover = np.array(page.evaluate(
             "document.getElementById('leads').data.find(t => t.meta && t.meta.role === 'lead' && t.meta.lead === 1).customdata"))
