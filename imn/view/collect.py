@@ -308,12 +308,8 @@ def find_runs(folder: str | Path, split: str = "test") -> list[Path]:
 def read_runs(folder: str | Path, split: str = "test", data: str | None = None) -> list[RunView]:
     """Every explained run under ``folder`` (see :func:`find_runs`), named ``model`` or
     ``task/model`` when the folder holds several tasks."""
-    runs = find_runs(folder, split)
     cache: dict = {}
-    views = []
-    for path in runs:
-        view = read_run(path, split, data, dataset_cache=cache)
-        views.append(view)
+    views = [read_run(path, split, data, dataset_cache=cache) for path in find_runs(folder, split)]
     # IMN first: the page opens on the model whose explanation is its own.
     views.sort(key=lambda view: view.model != "imn")
     tasks = {view.task for view in views}

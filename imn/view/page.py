@@ -87,6 +87,12 @@ def imn_weights(ecg) -> np.ndarray | None:
         return np.where(x != 0.0, ecg.maps["imn"].astype(np.float64) / x, np.nan)
 
 
+def _commit(provenance: dict) -> str:
+    """The git commit a run was trained at (provenance.json), or ''."""
+    git = provenance.get("git")
+    return str(git.get("commit", "")) if isinstance(git, dict) else ""
+
+
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
@@ -131,8 +137,7 @@ def run_payload(view: RunView) -> dict:
         "methods": {m: method_traits(view, m) for m in view.methods},
         "curve_unit": view.curve_unit,
         "curve_steps": view.curve_steps,
-        "git": (view.provenance.get("git") or {}).get("commit", "") if isinstance(
-            view.provenance.get("git"), dict) else str(view.provenance.get("git", "")),
+        "git": _commit(view.provenance),
         "ecgs": ecgs,
     }
 
