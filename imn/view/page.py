@@ -97,6 +97,11 @@ def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+def _rounded(curve: np.ndarray) -> list[float | None]:
+    """A curve for JSON: 5 decimals, None (a gap in the plot) where it is not finite."""
+    return [_finite(round(float(v), 5)) for v in curve]
+
+
 def run_payload(view: RunView) -> dict:
     """The JSON a page holds for one run (arrays encoded by :mod:`imn.view.encode`)."""
     rate = view.sampling_rate
@@ -117,8 +122,7 @@ def run_payload(view: RunView) -> dict:
             "weights": None if weights is None else encode.encode_overlay(weights, overlay_factor),
             "mask": None if ecg.evidence is None or not ecg.evidence.any()
             else encode.spans_seconds(ecg.evidence, rate),
-            "curves": {m: {"deletion": [round(float(v), 5) for v in d],
-                           "insertion": [round(float(v), 5) for v in i]}
+            "curves": {m: {"deletion": _rounded(d), "insertion": _rounded(i)}
                        for m, (d, i) in ecg.curves.items()},
         })
     length = view.ecgs[0].signal.shape[0] if view.ecgs else 0

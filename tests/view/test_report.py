@@ -16,6 +16,9 @@ import pytest
 from imn.cli import main
 from imn.view import encode
 
+# Every test but one shares a trained and explained run (about a minute on the 2-core CPU).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 KEPT = 3  # ECGs with every method (attributions_test.npz); more have IMN only
 
@@ -100,6 +103,15 @@ def test_signals_are_the_runs_records_in_millivolts_with_planted_masks(report, e
     assert ecg["mask"] == encode.spans_seconds(mask, config.data.sampling_rate) and any(ecg["mask"])
 
 
+def test_without_the_runs_data_the_page_shows_the_normalised_inputs_and_says_so(explained_run, tmp_path):
+    from imn.view.collect import read_run
+
+    view = read_run(explained_run, data=f"synthetic:{tmp_path / 'moved'}")
+    assert view.units == "normalised" and "could not be read" in view.units_note
+    kept = np.load(explained_run / "attributions_imn_test.npz")
+    np.testing.assert_array_equal(view.ecgs[0].signal, kept["x"][0])
+
+
 def test_view_of_a_folder_without_explanations_is_a_clear_error(tmp_path, capsys):
     assert main(["view", "--workdir", str(tmp_path)]) == 2
     assert "no run folder with explained ECGs" in capsys.readouterr().err
@@ -132,7 +144,6 @@ def _choose(page, expression: str, method: str | None = None, ecg: int | None = 
         page.wait_for(f"document.body.dataset.ecg === '{ecg}'")
 
 
-@pytest.mark.slow
 def test_page_renders_in_chromium_without_errors(report, tmp_path):
     from imn.view.chromium import HeadlessPage
 
