@@ -25,7 +25,8 @@ INSTALL_HINT = "install Chromium to run it: apt-get install chromium (Debian/Ubu
 _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
           "--disable-background-networking", "--disable-component-update", "--disable-sync",
           "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-          "--remote-debugging-pipe")
+          # Containers often have a small /dev/shm, which crashes Chromium's renderer.
+          "--disable-dev-shm-usage", "--remote-debugging-pipe")
 
 
 _TRAMPOLINE = (
