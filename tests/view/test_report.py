@@ -120,7 +120,9 @@ def test_view_of_a_folder_without_explanations_is_a_clear_error(tmp_path, capsys
 # ------------------------------------------------------------------------- real browser
 
 
-def _chromium() -> str:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The browser, found before the module's run is trained (so a skip costs nothing)."""
     from imn.view.chromium import INSTALL_HINT, find_chromium
 
     binary = find_chromium()
@@ -144,12 +146,12 @@ def _choose(page, expression: str, method: str | None = None, ecg: int | None = 
         page.wait_for(f"document.body.dataset.ecg === '{ecg}'")
 
 
-def test_page_renders_in_chromium_without_errors(report, tmp_path):
+def test_page_renders_in_chromium_without_errors(chromium, report, tmp_path):
     from imn.view.chromium import HeadlessPage
 
     out, payload, _ = report
     ecgs = payload["runs"][0]["ecgs"]
-    with HeadlessPage(width=1400, height=900, binary=_chromium()) as page:
+    with HeadlessPage(width=1400, height=900, binary=chromium) as page:
         page.open(out, "document.body.dataset.ready === '1'")
         first_render_ms = int(page.evaluate("document.body.dataset.firstRenderMs"))
         # IMN opens with W beside W * x: 12 leads in each of two columns.
