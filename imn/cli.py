@@ -182,6 +182,15 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from imn.view import write_report
+
+    _setup_logging()
+    path = write_report(args.workdir, args.out, split=args.split, data=args.data)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     import os
 
@@ -324,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help=TARGETS_HELP)
     faith.add_argument("--data", help=RUN_DATA_HELP)
     faith.set_defaults(func=cmd_faithfulness)
+
+    view = commands.add_parser(
+        "view", help="one self-contained HTML page to browse a run's explanations offline")
+    view.add_argument("--workdir", required=True,
+                      help="a run folder, or a folder of runs (e.g. a reproduction under results/)")
+    view.add_argument("--out", help="HTML file to write (default WORKDIR/report.html)")
+    view.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    view.add_argument("--data", help=RUN_DATA_HELP + "; used to show the signals in mV")
+    view.set_defaults(func=cmd_view)
 
     repro = commands.add_parser(
         "reproduce", help="train, evaluate, explain and score every model; write tables and figures (resumable)")

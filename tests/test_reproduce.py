@@ -129,6 +129,10 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
                  "beat_average_imn", "imn_weights"):
         assert f"{stem}.pdf" in figures and f"{stem}.png" in figures
     assert all((out / "figures" / name).stat().st_size > 1000 for name in figures)
+    # The interactive viewer beside them, holding both explained models.
+    report = (out / "report.html").read_text()
+    assert '"model":"imn"' in report and '"model":"resnet1d_wang"' in report
+    assert "report.html" in ledger["outputs"]
 
     # Resume: nothing is retrained or re-explained, the tables are rebuilt identically.
     metrics_file = out / "runs/synthetic/imn/metrics.json"

@@ -8,6 +8,7 @@ Output folder layout::
     OUT/reproduce.json           plan, command, wall time per stage, device, git commit
     OUT/table_*.{csv,md}         tables (imn.reproduce.tables)
     OUT/figures/*.{pdf,png}      figures (imn.reproduce.figures)
+    OUT/report.html              the interactive viewer of the explained ECGs (imn.view)
     OUT/runs/TASK/MODEL/         one training run each (config.json, provenance.json,
                                  metrics.jsonl, metrics.json, predictions_*.npz,
                                  checkpoints/ (not committed), faithfulness_test.* for the
@@ -178,8 +179,12 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True) -> dict[str,
     with ledger.stage("tables"):
         written = tables_stage(plan, out, device)
     if figures:
+        from imn.view import write_report
+
         with ledger.stage("figures"):
             written += figures_stage(plan, out, device)
+            written.append(write_report(out, out / "report.html",
+                                        title=f"ECG explanations: {plan.source}, {plan.preset} preset"))
     ledger.data["outputs"] = sorted(str(path.relative_to(out)) for path in written)
     ledger.data["wall_seconds_total"] = round(sum(ledger.data["stage_seconds"].values()), 1)
     ledger.data["finished"] = True
