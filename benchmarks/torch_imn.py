@@ -27,6 +27,19 @@ def _conv_block(c_in: int, c_out: int, kernel: tuple[int, int]) -> nn.Sequential
     )
 
 
+def imn_encoder(widths: tuple[int, int, int], kernel: tuple[int, int]) -> nn.Sequential:
+    """The IMN encoder (also the 2-D CNN's): three conv blocks, max-pools (1, 2) after the
+    2nd and 3rd. ``(B, 1, 12, L) -> (B, widths[-1], 12, L / 4)``."""
+    w1, w2, w3 = widths
+    return nn.Sequential(
+        _conv_block(1, w1, kernel),
+        _conv_block(w1, w2, kernel),
+        nn.MaxPool2d((1, 2)),
+        _conv_block(w2, w3, kernel),
+        nn.MaxPool2d((1, 2)),
+    )
+
+
 class TorchIMN(nn.Module):
     """ECG-IMN in PyTorch. ``forward(x (B, L, 12))`` returns ``(logits (B, K),
     weights (B, K, L, 12), bias (B, K))``."""
@@ -40,13 +53,7 @@ class TorchIMN(nn.Module):
     ):
         super().__init__()
         w1, w2, w3 = widths
-        self.encoder = nn.Sequential(
-            _conv_block(1, w1, kernel),
-            _conv_block(w1, w2, kernel),
-            nn.MaxPool2d((1, 2)),
-            _conv_block(w2, w3, kernel),
-            nn.MaxPool2d((1, 2)),
-        )
+        self.encoder = imn_encoder(widths, kernel)
         self.dropout = nn.Dropout(dropout)
         self.decoder = nn.Sequential(
             _conv_block(w3, w2, (3, 3)),

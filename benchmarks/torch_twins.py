@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torch_imn import _conv_block
+from torch_imn import imn_encoder
 
 
 class TorchCNN2D(nn.Module):
@@ -20,16 +20,9 @@ class TorchCNN2D(nn.Module):
 
     def __init__(self, num_classes: int = 1, widths=(16, 32, 64), kernel=(3, 15), dropout=0.2):
         super().__init__()
-        w1, w2, w3 = widths
-        self.encoder = nn.Sequential(
-            _conv_block(1, w1, kernel),
-            _conv_block(w1, w2, kernel),
-            nn.MaxPool2d((1, 2)),
-            _conv_block(w2, w3, kernel),
-            nn.MaxPool2d((1, 2)),
-        )
+        self.encoder = imn_encoder(widths, kernel)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(w3, num_classes)
+        self.classifier = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x.transpose(1, 2).unsqueeze(1))  # (B, C, 12, L/4)
