@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from imn import atomic
 from imn.explain.api import METHODS, attribute
 from imn.explain.binary import two_class_view
 from imn.explain.model_fns import predict_fn as make_predict_fn
@@ -208,9 +209,9 @@ def explain_run(workdir: str | Path, method: str, split: str = "test", n: int | 
     explained = open_run(workdir, split, n, targets=targets, data=data)
     attribution, seconds = explain(explained, method, options)
     out = Path(workdir) / f"attributions_{method}_{split}.npz"
-    np.savez_compressed(out, attribution=attribution, x=explained.x, targets=explained.targets,
-                        ecg_ids=explained.ecg_ids, classes=np.asarray(explained.classes),
-                        seconds=seconds)
+    atomic.savez_compressed(out, attribution=attribution, x=explained.x, targets=explained.targets,
+                            ecg_ids=explained.ecg_ids, classes=np.asarray(explained.classes),
+                            seconds=seconds)
     logger.info("%s: %d ECGs in %.1f s -> %s", method, len(explained.x), seconds, out)
     return out
 
@@ -377,18 +378,18 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
         logger.info("%s: deletion AUC %.3f, insertion AUC %.3f", method, row["deletion_auc"], row["insertion_auc"])
     if kept:
         extra = {} if explained.evidence is None else {"evidence": explained.evidence[:keep_attributions]}
-        np.savez_compressed(workdir / f"attributions_{split}.npz", methods=np.asarray(list(kept)),
-                            x=explained.x[:keep_attributions], targets=explained.targets[:keep_attributions],
-                            ecg_ids=explained.ecg_ids[:keep_attributions], classes=np.asarray(explained.classes),
-                            **{f"attribution_{m}": a for m, a in kept.items()}, **extra)
-    np.savez_compressed(workdir / f"faithfulness_curves_{split}.npz", steps=settings.steps,
-                        unit=settings.unit, targets=explained.targets, ecg_ids=explained.ecg_ids,
-                        **curves)
+        atomic.savez_compressed(workdir / f"attributions_{split}.npz", methods=np.asarray(list(kept)),
+                                x=explained.x[:keep_attributions], targets=explained.targets[:keep_attributions],
+                                ecg_ids=explained.ecg_ids[:keep_attributions], classes=np.asarray(explained.classes),
+                                **{f"attribution_{m}": a for m, a in kept.items()}, **extra)
+    atomic.savez_compressed(workdir / f"faithfulness_curves_{split}.npz", steps=settings.steps,
+                            unit=settings.unit, targets=explained.targets, ecg_ids=explained.ecg_ids,
+                            **curves)
     metrics = [key for key in rows[0] if key not in ("method", "n", "explain_ms_per_ecg")
                and not key.endswith(CI_SUFFIXES)] if rows else []
     write_table(rows, workdir / f"faithfulness_{split}",
                 [("method", "method"), ("n", "n"), ("explain_ms_per_ecg", "ms/ECG"),
                  *[(key, key) for key in metrics]])
     summary = {"split": split, **dataclasses.asdict(settings), "rows": rows}
-    (workdir / f"faithfulness_{split}.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic.write_json(workdir / f"faithfulness_{split}.json", summary, default=str)
     return rows

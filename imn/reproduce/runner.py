@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from imn import provenance
+from imn import atomic, provenance
 from imn.reproduce import tables
 from imn.reproduce.plan import Plan
 from imn.report import write_table
@@ -84,9 +84,7 @@ class Ledger:
             self.save()
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        tmp.replace(self.path)
+        atomic.write_json(self.path, self.data, default=str)
 
 
 def train_stage(plan: Plan, out: Path) -> None:
@@ -125,7 +123,7 @@ def explain_stage(plan: Plan, out: Path) -> None:
         faithfulness_run(workdir, list(plan.methods_for(model)), "test", plan.n_explain,
                          settings=plan.faithfulness, keep_attributions=_FIGURE_ECGS)
         # Written last: its presence means the whole explanation stage of this model finished.
-        marker.write_text(json.dumps(wanted, indent=2))
+        atomic.write_json(marker, wanted)
 
 
 def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:

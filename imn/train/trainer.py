@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from imn import provenance
+from imn import atomic, provenance
 from imn.data.pipeline import BatchLoader, aggregate_windows, sliding_windows
 from imn.data.sharding import make_mesh, replicated_sharding
 from imn.models import create_model
@@ -119,9 +119,7 @@ def _write_or_check_config(config: TrainConfig, workdir: Path) -> None:
                 f"{path} holds a different config; resume with the same config or use a new workdir"
             )
     else:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic.write_text(path, text)
 
 
 def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = True, devices=None) -> Run:
@@ -158,7 +156,7 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
         record = provenance.collect(data.identity)
         record["model"] = {"name": config.model.name, "classes": list(data.classes),
                            "input_length": input_length}
-        (workdir / "provenance.json").write_text(json.dumps(record, indent=2))
+        atomic.write_json(workdir / "provenance.json", record)
     return Run(config, workdir, data, steps, mesh, train_loader, steps_per_epoch,
                RunCheckpoints(workdir), config.model.name)
 
@@ -206,9 +204,7 @@ def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(line) + "\n" for line in history))
-    tmp.replace(path)
+    atomic.write_text(path, "".join(json.dumps(line) + "\n" for line in history))
 
 
 def train(run: Run) -> TrainState:
@@ -292,7 +288,7 @@ def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -
     results = {}
     for name in splits:
         part = run.data.split(name)
-        np.savez_compressed(
+        atomic.savez_compressed(
             run.workdir / f"predictions_{name}.npz",
             scores=scores[name], labels=part.labels, ecg_ids=part.ecg_ids,
             classes=np.asarray(run.data.classes), thresholds=thresholds,
@@ -336,7 +332,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None
         "epochs_run": meta["epoch"] + 1,
         **results,
     }
-    (Path(workdir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    # The done marker of the run (imn reproduce skips a run that has it): written atomically.
+    atomic.write_json(Path(workdir) / "metrics.json", summary, default=float)
     return summary
 
 
@@ -351,5 +348,5 @@ def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict:
     finally:
         run.checkpoints.close()
     out = {"model": config.model.name, "split": split, "best_epoch": meta["best_epoch"], **results}
-    (workdir / f"metrics_{split}.json").write_text(json.dumps(out, indent=2, default=float))
+    atomic.write_json(workdir / f"metrics_{split}.json", out, default=float)
     return out
