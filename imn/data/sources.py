@@ -135,7 +135,7 @@ def label_file(kind: str, root: str | os.PathLike | None, task: str, sampling_ra
     if root is None:
         return None
     root = Path(root)
-    if kind == "ptbxl":
+    if kind in ("ptbxl", "synthetic"):  # 'imn data synth' writes PTB-XL's layout
         return root / "ptbxl_database.csv"
     if kind == "cpsc2018":
         return root / "REFERENCE.csv"

@@ -23,14 +23,16 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from imn.errors import UserError
+
 logger = logging.getLogger("imn")
 
 # Two, so that a corrupt newest checkpoint leaves an older one to fall back to.
 KEEP_CHECKPOINTS = 2
 
 
-class CheckpointError(RuntimeError):
-    """No checkpoint of a run could be read."""
+class CheckpointError(UserError):
+    """No checkpoint of a run could be read (the message names the run and each folder)."""
 
 
 def _first_line(error: BaseException) -> str:

@@ -34,7 +34,9 @@ from imn.data.pipeline import BatchLoader, aggregate_windows, sliding_windows
 from imn.data.sharding import make_mesh, replicated_sharding
 from imn.models import create_model
 from imn.train import losses, metrics
-from imn.train.checkpoint import RunCheckpoints
+from imn.errors import ConfigError
+from imn.train import run_folder
+from imn.train.checkpoint import CheckpointError, RunCheckpoints
 from imn.train.config import TrainConfig
 from imn.train.data import TaskData, prepare_task_data
 from imn.train.optim import make_optimizer
@@ -110,34 +112,36 @@ class Run:
     model_name: str
 
 
-def _write_or_check_config(config: TrainConfig, workdir: Path) -> None:
+def _check_config(config: TrainConfig, workdir: Path) -> None:
+    """A resumed run must have the config it was started with."""
     path = workdir / "config.json"
-    text = config.to_json()
-    if path.exists():
-        if TrainConfig.from_json(path.read_text()).to_json() != text:
-            raise ValueError(
-                f"{path} holds a different config; resume with the same config or use a new workdir"
-            )
-    else:
-        atomic.write_text(path, text)
+    if path.exists() and run_folder.read_run_config(workdir).to_json() != config.to_json():
+        raise ConfigError(f"{path} holds a different config; resume with the same config or use a new workdir")
 
 
-def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = True, devices=None) -> Run:
+def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = True, devices=None,
+              allow_data_move: bool = False) -> Run:
     """Load data, build the model, steps, loader and checkpoint managers of a run.
 
     ``devices``: the devices of the data mesh (default: all local devices).
+    The data is checked against what the run folder recorded at training
+    (:mod:`imn.train.run_folder`; ``allow_data_move`` accepts the same data in another
+    folder). ``config.json`` and ``provenance.json`` are written only after the data loaded
+    and the model was built, so a command with a bad argument leaves no run folder behind.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     if write_files:
-        _write_or_check_config(config, workdir)
+        _check_config(config, workdir)
     data = prepare_task_data(config.data, seed=config.seed)
+    recorded = run_folder.recorded_identity(workdir)
+    if recorded is not None:
+        run_folder.check_data_identity(workdir, recorded, data.identity, allow_data_move=allow_data_move)
     rate = data.sampling_rate
     crop = _samples(config.data.crop_seconds, rate)
     window = _samples(config.data.eval_window_seconds, rate)
     input_length = crop or data.train.length
     if window is not None and window != input_length:
-        raise ValueError(f"evaluation windows ({window} samples) must match the training crop ({input_length})")
+        raise ConfigError(f"evaluation windows ({window} samples) must match the training crop ({input_length})")
 
     mesh = make_mesh(devices)
     model = build_model(config, len(data.classes), rate, input_length)
@@ -152,11 +156,15 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     tx = make_optimizer(config.optim, steps_per_epoch, config.epochs)
     steps = make_steps(model, tx, spec, seed=config.seed, compute_dtype=config.compute_dtype,
                        state_sharding=replicated_sharding(mesh))
-    if write_files and not (workdir / "provenance.json").exists():
-        record = provenance.collect(data.identity)
-        record["model"] = {"name": config.model.name, "classes": list(data.classes),
-                           "input_length": input_length}
-        atomic.write_json(workdir / "provenance.json", record)
+    if write_files:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not (workdir / "config.json").exists():
+            atomic.write_text(workdir / "config.json", config.to_json())
+        if not (workdir / "provenance.json").exists():
+            record = {"run_format": run_folder.RUN_FORMAT, **provenance.collect(data.identity)}
+            record["model"] = {"name": config.model.name, "classes": list(data.classes),
+                               "input_length": input_length}
+            atomic.write_json(workdir / "provenance.json", record)
     return Run(config, workdir, data, steps, mesh, train_loader, steps_per_epoch,
                RunCheckpoints(workdir), config.model.name)
 
@@ -305,18 +313,20 @@ def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:
     target = run.steps.init_state()
     restored = run.checkpoints.restore_best(target) or run.checkpoints.restore_last(target)
     if restored is None:
-        raise FileNotFoundError(f"{run.workdir} has no checkpoint; train it first")
+        raise CheckpointError(f"run {run.workdir} has no checkpoint; train it first")
     return restored
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None) -> dict:
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None,
+                       allow_data_move: bool = False) -> dict:
     """Train ``config`` in ``workdir`` (resuming if possible), then evaluate the best checkpoint.
 
     ``devices``: the devices to shard batches over (default: all local devices).
+    ``allow_data_move``: resume on the same data in another folder (:func:`setup_run`).
     Returns the dictionary written to ``metrics.json``.
     """
     maybe_initialize_distributed()
-    run = setup_run(config, workdir, devices=devices)
+    run = setup_run(config, workdir, devices=devices, allow_data_move=allow_data_move)
     try:
         train(run)
         state, meta = restore_for_evaluation(run)
@@ -337,11 +347,17 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None
     return summary
 
 
-def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict:
-    """Re-evaluate a finished (or interrupted) run's best checkpoint on ``split``."""
+def evaluate_workdir(workdir: str | Path, split: str = "test", *, data: str | None = None,
+                     allow_data_move: bool = False) -> dict:
+    """Re-evaluate a finished (or interrupted) run's best checkpoint on ``split``.
+
+    ``data``: where the run's data lives now (KIND:DIR), if not where ``config.json`` says.
+    """
     workdir = Path(workdir)
-    config = TrainConfig.from_json((workdir / "config.json").read_text())
-    run = setup_run(config, workdir, write_files=False)
+    config = run_folder.read_run_config(workdir)
+    if data is not None:
+        config = run_folder.config_with_data(config, data, workdir)
+    run = setup_run(config, workdir, write_files=False, allow_data_move=allow_data_move)
     try:
         state, meta = restore_for_evaluation(run)
         results = evaluate_state(run, state, splits=(split,))
