@@ -89,6 +89,14 @@ def cmd_data_tfds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_verify(args: argparse.Namespace) -> int:
+    from imn.data.verify import verify_tree
+
+    report = verify_tree(args.root, args.checksums, progress=True)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from imn.data.synthetic import make_synthetic, write_synthetic
 
@@ -265,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only this task (repeatable); default: every PTB-XL task, else the source's default")
     info.add_argument("--sampling-rate", type=int, choices=SUPPORTED_SAMPLING_RATES)
     info.set_defaults(func=cmd_data_info)
+
+    verify = data.add_parser("verify", help="check a PTB-XL folder against PhysioNet's SHA256SUMS.txt "
+                                            "(exit 1 if a listed file differs or is missing)")
+    verify.add_argument("root", metavar="DIR", help="the PTB-XL folder")
+    verify.add_argument("--checksums", help="the checksum list (default: DIR/SHA256SUMS.txt)")
+    verify.set_defaults(func=cmd_data_verify)
 
     synth = data.add_parser("synth", help="write a synthetic benchmark with ground-truth evidence")
     synth.add_argument("--out", required=True, help="output folder (PTB-XL layout)")
