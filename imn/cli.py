@@ -71,7 +71,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         tasks = args.task or [default_task(kind)]
     for task in tasks:
         started = time.perf_counter()
-        dataset = load_source(kind, root, task, rate, progress=True)
+        dataset = load_source(kind, root, task, rate, progress=True, strict=args.strict)
         print(dataset.summary())
         print(f"  (loaded in {time.perf_counter() - started:.1f} s)")
     return 0
@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--task", action="append",
                       help="only this task (repeatable); default: every PTB-XL task, else the source's default")
     info.add_argument("--sampling-rate", type=int, choices=SUPPORTED_SAMPLING_RATES)
+    info.add_argument("--strict", action="store_true",
+                      help="fail on any record that would need resampling, cropping, padding or an "
+                           "assumed rate or lead order (otherwise counted and reported)")
     info.set_defaults(func=cmd_data_info)
 
     verify = data.add_parser("verify", help="check a PTB-XL folder against PhysioNet's SHA256SUMS.txt "

@@ -96,6 +96,8 @@ class EcgDataset:
     task: str = ""
     evidence: np.ndarray | None = None
     skipped: tuple[int, ...] = ()
+    # How many records a reader adapted to the grid, by adaptation (imn.data.conform.Conform).
+    adaptations: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.signals)
@@ -177,4 +179,6 @@ class EcgDataset:
         lines.append(f"  {'records':<{width}} " + " ".join(f"{c:>10d}" for c in sizes))
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} unreadable records: {list(self.skipped)}")
+        for adaptation, count in sorted(self.adaptations.items()):
+            lines.append(f"  adapted {count} record{'' if count == 1 else 's'}: {adaptation}")
         return "\n".join(lines)
