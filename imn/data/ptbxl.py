@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -54,6 +55,7 @@ import pandas as pd
 import wfdb
 from tqdm.auto import tqdm
 
+from imn.data.cache_build import build_lock, no_space, remove_stale_partials, reserve
 from imn.data.conform import explain_wfdb_failure, multi_hot
 from imn.data.dataset import (
     LEADS,
@@ -671,25 +673,40 @@ def _cached_signals(
         return table
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-        scratch.chmod(0o755)  # mkdtemp's 0700 would survive the rename into place
+        if not os.access(folder.parent, os.W_OK):
+            raise PermissionError(f"{folder.parent} is not writable")
     except OSError as err:
         logger.warning("cannot write the PTB-XL cache under %s (%s); reading without it",
                        folder.parent, err)
         return None
-    try:
-        _build_cache(scratch, root, sampling_rate, database, fingerprint,
-                     progress=progress, workers=workers)
-        _replace_folder(scratch, folder)
-    except BaseException:
-        # A failed or interrupted build leaves nothing that a later load could mistake
-        # for a cache (the folder only appears, complete, by the rename above).
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
+    with build_lock(folder):
+        # Another builder may have finished while this one waited for the lock.
+        table = _open_cache(folder, fingerprint, sampling_rate, database)
+        if table is not None:
+            return table
+        remove_stale_partials(folder)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+        scratch.chmod(0o755)  # mkdtemp's 0700 would survive the rename into place
+        try:
+            _build_cache(scratch, root, sampling_rate, database, fingerprint,
+                         progress=progress, workers=workers)
+            _replace_folder(scratch, folder)
+        except BaseException as err:
+            # A failed or interrupted build leaves nothing that a later load could mistake
+            # for a cache (the folder only appears, complete, by the rename above).
+            shutil.rmtree(scratch, ignore_errors=True)
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise no_space(folder, _cache_bytes(len(database), sampling_rate)) from None
+            raise
     table = _open_cache(folder, fingerprint, sampling_rate, database)
     if table is None:
         raise EcgDataError(f"the PTB-XL cache just written to {folder} cannot be read back")
     return table
+
+
+def _cache_bytes(n_records: int, sampling_rate: int) -> int:
+    """Size of the int16 signal array of a cache (the bulk of it; the header is tiny)."""
+    return n_records * RECORD_SECONDS * sampling_rate * NUM_LEADS * 2 + 4096
 
 
 def _build_cache(scratch: Path, root: Path, sampling_rate: int, database: pd.DataFrame,
@@ -700,6 +717,7 @@ def _build_cache(scratch: Path, root: Path, sampling_rate: int, database: pd.Dat
     digital = np.lib.format.open_memmap(
         scratch / "digital.npy", mode="w+", dtype=np.int16, shape=(n, length, NUM_LEADS)
     )
+    reserve(scratch / "digital.npy", _cache_bytes(n, sampling_rate))
     gain = np.ones((n, NUM_LEADS), dtype=np.float64)
     baseline = np.zeros((n, NUM_LEADS), dtype=np.int64)
     errors = _fill_table(root, sampling_rate, database, digital, gain, baseline,
