@@ -51,9 +51,21 @@ class TrainingDivergedError(FloatingPointError):
 
 
 def maybe_initialize_distributed() -> None:
-    """Join a multi-host job when its coordinator is configured in the environment."""
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
-        jax.distributed.initialize()
+    """Join a multi-process (multi-host) job when the environment describes one.
+
+    ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0) with ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``, or with a cluster JAX detects by itself (SLURM, Open MPI,
+    Kubernetes); or ``IMN_DISTRIBUTED=1`` where JAX detects everything (Cloud TPU pod slices).
+    Must run before anything touches a JAX device, so it does not ask JAX how many
+    processes there are (that would start the single-process backend).
+    """
+    wanted = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("IMN_DISTRIBUTED") == "1"
+    if not wanted or jax.distributed.is_initialized():
+        return
+    known = {name: int(os.environ[variable]) for name, variable in
+             (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID"))
+             if os.environ.get(variable)}
+    jax.distributed.initialize(**known)
 
 
 # ---------------------------------------------------------------------------- set-up
