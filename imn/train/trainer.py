@@ -182,6 +182,16 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
 
 
 # ---------------------------------------------------------------------------- evaluation
+def _host_array(value: jax.Array) -> np.ndarray:
+    """The whole of a (batch-sharded) array on this host; with several processes each holds
+    only its rows, so they are gathered from all of them first."""
+    if value.is_fully_addressable:
+        return np.asarray(value)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+
+
 def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
     """Scores ``(N, K)`` in the label layout, with sliding windows for crop-trained models."""
     config = run.config
@@ -197,10 +207,10 @@ def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
     num_outputs = len(run.data.classes)
     scores = np.zeros((len(signals), num_outputs), np.float32)
     for batch in loader.epoch(0):
-        batch_scores = np.asarray(run.steps.eval_step(state, batch))
+        batch_scores = _host_array(run.steps.eval_step(state, batch))
         if window is not None:
             batch_scores = aggregate_windows(batch_scores, config.data.eval_aggregation)
-        index = np.asarray(batch["index"])
+        index = _host_array(batch["index"])
         valid = index >= 0
         scores[index[valid]] = batch_scores[valid]
     return scores
