@@ -169,3 +169,17 @@ def test_one_class_is_singular():
                          folds=np.array([1, 9, 10, 1]), age=np.zeros(n, np.float32),
                          sex=np.zeros(n, np.int8), sampling_rate=100, task="t")
     assert "1 class" in dataset.summary() and "1 classes" not in dataset.summary()
+
+
+def test_reproduce_refuses_a_finished_run_trained_on_other_data(run, tmp_path):
+    """A finished run is skipped by ``imn reproduce`` without reloading its data; the folder
+    and kind it recorded are still checked against the plan's."""
+    from imn.reproduce.plan import make_plan
+    from imn.reproduce.runner import run_dir, train_stage
+
+    plan = make_plan("tiny", synthetic=True, models=("imn",))
+    out = tmp_path / "out"
+    target = run_dir(out, plan.tasks[0], "imn")
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns("checkpoints"))
+    with pytest.raises(RunFolderError, match="generated"):
+        train_stage(plan, out)
