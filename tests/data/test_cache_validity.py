@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from imn.cli import main
 from imn.data.ptbxl import load_ptbxl
