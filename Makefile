@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine; each does all of its own set-up.
 #   make demo   install, then run the main job
-#   make test   install (with the test extra), then run the test suite
+#   make test   install (with the test and bench extras), then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,8 +14,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# The bench extra (PyTorch) so that the tests of the PyTorch twins run rather than skip.
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 
 # The quick reproduction: PTB-XL from $IMN_PTBXL if set, else the synthetic benchmark
 # (at most 15 minutes on a 2-core CPU); tables and figures land in demo/quick/.

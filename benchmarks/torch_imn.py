@@ -9,7 +9,7 @@ parameter count as :class:`imn.models.imn.ECGIMN` (139,490 for K = 1).
 this model, which lets the tests check that both compute the same function.
 
 Only the benchmarks (and an optional test) import this module; torch is not a core
-dependency (``pip install ecg-imn[torch]``).
+dependency (``pip install ecg-imn[bench]``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The ``imn`` command: a thin argument parser over the library's entry points.
 
 Each subcommand only parses its arguments and calls one library function, so everything it
-does is also reachable (and tested) from Python.
+does is also reachable (and tested) from Python. A mistake the user can fix (a path, a method
+name, a config field, data that does not match a run) ends in one line ``imn: error: ...``
+and exit status 2 (:mod:`imn.errors`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imn.data.dataset import SUPPORTED_SAMPLING_RATES, EcgDataError
+from imn.errors import UserError
+
+USAGE_DESCRIPTION = """Train ECG-IMN (an interpretable hypernetwork for 12-lead ECG classification) and black-box
+baselines, explain their predictions, and score every explanation with the same
+faithfulness metrics.
+
+typical use:
+  imn data info /data/ptb-xl                                   what a data folder holds
+  imn train --config configs/imn.py:quick --workdir runs/imn    train (resumes if killed)
+  imn explain --workdir runs/imn --method imn                  attributions of the test ECGs
+  imn faithfulness --workdir runs/imn --methods imn,saliency   faithfulness table
+  imn reproduce --preset quick                                 everything, tables and figures
+
+'imn COMMAND --help' describes each command."""
+
+PRESET_HELP = ("tiny: seconds per model, for tests; quick: about 15 min on a 2-core CPU, a smoke "
+               "test of the whole pipeline at toy size, not a result; cpu: the full task list at "
+               "100 Hz, about an hour on a 2-core CPU for 500 records; paper / paper500: the "
+               "paper's recipe (up to 100 epochs) at 100 / 500 Hz, for a GPU")
+ALLOW_MOVE_HELP = ("accept the run's data in a folder other than the one it was trained on "
+                   "(its contents, classes and record counts must still match)")
 
 
 def _available_rates(root: Path) -> list[int]:
@@ -21,7 +44,7 @@ def _available_rates(root: Path) -> list[int]:
 
 
 DATA_HELP = ("the data: KIND:DIR with KIND ptbxl, cinc, cpsc2018, mimic, tfds or synthetic "
-             "(a bare DIR is PTB-XL, or the synthetic benchmark if `imn data synth` wrote it); "
+             "(a bare DIR is PTB-XL, or the synthetic benchmark if 'imn data synth' wrote it); "
              "'synthetic' alone generates it")
 
 
@@ -48,7 +71,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         tasks = args.task or [default_task(kind)]
     for task in tasks:
         started = time.perf_counter()
-        dataset = load_source(kind, root, task, rate, progress=True)
+        dataset = load_source(kind, root, task, rate, progress=True, strict=args.strict)
         print(dataset.summary())
         print(f"  (loaded in {time.perf_counter() - started:.1f} s)")
     return 0
@@ -64,6 +87,14 @@ def cmd_data_tfds(args: argparse.Namespace) -> int:
         print(f"{folder}: {len(dataset)} records, ready in {time.perf_counter() - started:.1f} s "
               f"(train with --data tfds:{args.out} --set data.task={task})")
     return 0
+
+
+def cmd_data_verify(args: argparse.Namespace) -> int:
+    from imn.data.verify import verify_tree
+
+    report = verify_tree(args.root, args.checksums, progress=True)
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
@@ -128,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data:
         overrides = _data_overrides(args.data, overrides)
     config = load_config(args.config, overrides)
-    summary = train_and_evaluate(config, args.workdir)
+    summary = train_and_evaluate(config, args.workdir, allow_data_move=args.allow_data_move)
     test = summary["test"]
     print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
                       "val_macro_auroc": summary["best_val_macro_auroc"],
@@ -154,7 +185,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from imn.train.trainer import evaluate_workdir
 
     _setup_logging()
-    result = evaluate_workdir(args.workdir, args.split)
+    result = evaluate_workdir(args.workdir, args.split, data=args.data, allow_data_move=args.allow_data_move)
     print(json.dumps(result[args.split], indent=2))
     return 0
 
@@ -163,7 +194,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from imn.explain.run import explain_run
 
     _setup_logging()
-    print(explain_run(args.workdir, args.method, args.split, args.n, targets=args.targets, data=args.data))
+    print(explain_run(args.workdir, args.method, args.split, args.n, targets=args.targets, data=args.data,
+                      allow_data_move=args.allow_data_move))
     return 0
 
 
@@ -177,7 +209,7 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
     _setup_logging()
     faithfulness_run(args.workdir, list(_names(args.methods) or ()), args.split, args.n,
                      data=args.data, steps=args.steps, unit=args.unit, segments=args.segments,
-                     targets=args.targets)
+                     targets=args.targets, allow_data_move=args.allow_data_move)
     print((Path(args.workdir) / f"faithfulness_{args.split}.md").read_text())
     return 0
 
@@ -205,7 +237,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                      models=_names(args.models),
                      tasks=_names(args.tasks), methods=_names(args.methods), n_explain=args.n_explain)
     out = Path(args.out or f"results/{plan.source}-{plan.preset}")
-    summary = reproduce(plan, out, figures=not args.no_figures)
+    summary = reproduce(plan, out, figures=not args.no_figures, allow_data_move=args.allow_data_move)
     for table in ("table_classification", "table_faithfulness", "table_localisation", "table_cost"):
         path = out / f"{table}.md"
         if path.exists():
@@ -258,7 +290,8 @@ TARGETS_HELP = ("which records and classes are explained: 'predicted' (the class
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="imn", description=USAGE_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="inspect, generate and plot ECG data").add_subparsers(
@@ -269,7 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--task", action="append",
                       help="only this task (repeatable); default: every PTB-XL task, else the source's default")
     info.add_argument("--sampling-rate", type=int, choices=SUPPORTED_SAMPLING_RATES)
+    info.add_argument("--strict", action="store_true",
+                      help="fail on any record that would need resampling, cropping, padding or an "
+                           "assumed rate or lead order (otherwise counted and reported)")
     info.set_defaults(func=cmd_data_info)
+
+    verify = data.add_parser("verify", help="check a PTB-XL folder against PhysioNet's SHA256SUMS.txt "
+                                            "(exit 1 if a listed file differs or is missing)")
+    verify.add_argument("root", metavar="DIR", help="the PTB-XL folder")
+    verify.add_argument("--checksums", help="the checksum list (default: DIR/SHA256SUMS.txt)")
+    verify.set_defaults(func=cmd_data_verify)
 
     synth = data.add_parser("synth", help="write a synthetic benchmark with ground-truth evidence")
     synth.add_argument("--out", required=True, help="output folder (PTB-XL layout)")
@@ -299,16 +341,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_download_parser(data)
 
     train = commands.add_parser("train", help="train a model (resumes an interrupted run)")
-    train.add_argument("--config", required=True, help="configs/NAME.py:PRESET (tiny, quick, cpu, paper, paper500)")
+    train.add_argument("--config", required=True, help="configs/NAME.py:PRESET; presets: " + PRESET_HELP)
     train.add_argument("--workdir", required=True, help="run folder (checkpoints, metrics, predictions)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. data.task=norm_vs_mi (repeatable)")
     train.add_argument("--data", help=DATA_HELP + " (default: the config's data.source and data.root)")
+    train.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP + " (when resuming)")
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run's best checkpoint")
     evaluate.add_argument("--workdir", required=True)
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    evaluate.add_argument("--data", help=RUN_DATA_HELP)
+    evaluate.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP)
     evaluate.set_defaults(func=cmd_evaluate)
 
     explain = commands.add_parser("explain", help="attributions of a trained run (.npz)")
@@ -319,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--targets", default="predicted", choices=("predicted", "evidence"),
                          help=TARGETS_HELP)
     explain.add_argument("--data", help=RUN_DATA_HELP)
+    explain.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP)
     explain.set_defaults(func=cmd_explain)
 
     faith = commands.add_parser("faithfulness", help="faithfulness (and localisation) table of several methods")
@@ -332,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     faith.add_argument("--targets", default="predicted", choices=("predicted", "evidence"),
                        help=TARGETS_HELP)
     faith.add_argument("--data", help=RUN_DATA_HELP)
+    faith.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP)
     faith.set_defaults(func=cmd_faithfulness)
 
     view = commands.add_parser(
@@ -345,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     repro = commands.add_parser(
         "reproduce", help="train, evaluate, explain and score every model; write tables and figures (resumable)")
-    repro.add_argument("--preset", default="quick", choices=("tiny", "quick", "cpu", "paper", "paper500"))
+    repro.add_argument("--preset", default="quick", choices=("tiny", "quick", "cpu", "paper", "paper500"),
+                       help=PRESET_HELP)
     source = repro.add_mutually_exclusive_group()
     source.add_argument("--data", help=DATA_HELP + " (default: $IMN_PTBXL, else synthetic data)")
     source.add_argument("--synthetic", action="store_true", help="use the synthetic benchmark")
@@ -355,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--methods", help="comma-separated subset of the explanation methods")
     repro.add_argument("--n-explain", type=int, help="test ECGs explained per model")
     repro.add_argument("--no-figures", action="store_true", help="tables only")
+    repro.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP + " (runs already in --out)")
     repro.set_defaults(func=cmd_reproduce)
 
     bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
@@ -403,9 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _enable_compilation_cache()
     try:
         return args.func(args)
-    except EcgDataError as error:
-        # Bad input is the user's to fix: say what is wrong without a traceback.
-        print(f"imn: error: {error}", file=sys.stderr)
+    except UserError as error:
+        # Bad input is the user's to fix: say what is wrong, in one line, without a traceback.
+        print(f"imn: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

@@ -29,10 +29,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("IMN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+# CI sets IMN_REQUIRE_SHARED_DATA=1 (.ci/run): there the data is always present, and a test
+# that cannot find it must fail rather than skip and leave the suite green.
+REQUIRE_SHARED_DATA = os.environ.get("IMN_REQUIRE_SHARED_DATA", "") not in ("", "0")
+
+
 def _shared_folder(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.is_dir():
-        pytest.skip(f"real data folder {path} is absent (set IMN_SHARED_DATA to its parent)")
+        message = f"real data folder {path} is absent (set IMN_SHARED_DATA to its parent)"
+        if REQUIRE_SHARED_DATA:
+            pytest.fail(message + "; IMN_REQUIRE_SHARED_DATA is set, so this is a failure")
+        pytest.skip(message)
     return path
 
 

@@ -334,6 +334,7 @@ def load_cinc(
     pad: bool = True,
     on_error: str = "raise",
     progress: bool = False,
+    strict: bool = False,
 ) -> EcgDataset:
     """Load every PhysioNet/CinC Challenge 2020/2021 record under ``root``.
 
@@ -350,6 +351,8 @@ def load_cinc(
         record; ``"skip"``: they are left out, logged, and their ids listed in
         ``dataset.skipped`` (-1 for a name without an integer id).
       progress: show a tqdm bar while records are read.
+      strict: refuse any record that needs adapting (resampling, a crop, padding, an
+        assumed rate or lead order) instead of counting it in ``dataset.adaptations``.
 
     Returns:
       An ``EcgDataset`` with float32 ``signals (N, L, 12)`` in mV in ``LEADS`` order, float32
@@ -363,7 +366,7 @@ def load_cinc(
     if task not in TASKS:
         raise EcgDataError(f"unknown CinC task {task!r}; valid tasks: {', '.join(TASKS)}")
     check_on_error(on_error)
-    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad)
+    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad, strict=strict)
     paths = find_records(root)
 
     headers: list[CincHeader] = []
@@ -385,6 +388,7 @@ def load_cinc(
         ids.append(ecg_id)
 
     report_unreadable(list(errors.values()), f"CinC record(s) under {root}", on_error)
+    grid.log_adaptations(f"CinC {root}")
     if not headers:
         raise EcgDataError(f"none of the {len(paths)} CinC records under {root} could be read")
 
@@ -412,6 +416,7 @@ def load_cinc(
         sampling_rate=grid.sampling_rate,
         task=task,
         skipped=skipped,
+        adaptations=dict(grid.adaptations),
     )
 
 

@@ -9,6 +9,7 @@ training and explanation code can use unchanged.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
@@ -35,12 +36,21 @@ NUM_FOLDS = 10
 class Conform:
     """The target grid: ``sampling_rate`` Hz, ``seconds`` long; longer records are cropped
     (``crop="center"`` or ``"start"``), shorter ones zero-padded at the end (``pad=True``)
-    or rejected (``pad=False``)."""
+    or rejected (``pad=False``).
+
+    Every change a record needs to fit the grid (resampling, a crop, padding) and every
+    assumption a reader makes for it (:meth:`note`) is counted in ``adaptations`` (one grid
+    per load), so the load can report them; ``strict=True`` makes each one an error naming
+    the record instead.
+    """
 
     sampling_rate: int = 100
     seconds: float = RECORD_SECONDS
     crop: str = "center"
     pad: bool = True
+    strict: bool = False
+    adaptations: collections.Counter = dataclasses.field(default_factory=collections.Counter,
+                                                         compare=False, repr=False)
 
     def __post_init__(self) -> None:
         rate = self.sampling_rate
@@ -56,6 +66,19 @@ class Conform:
     def length(self) -> int:
         """Samples per conformed record, ``L``."""
         return round(self.sampling_rate * self.seconds)
+
+    def note(self, adaptation: str, where: str) -> None:
+        """Count one record adapted by ``adaptation`` (or, with ``strict``, refuse it)."""
+        if self.strict:
+            raise EcgDataError(f"{where}: {adaptation}; strict loading refuses adapted records")
+        self.adaptations[adaptation] += 1
+
+    def log_adaptations(self, what: str) -> None:
+        """Say once per load how many records were adapted, and how."""
+        if self.adaptations:
+            logging.getLogger("imn").warning("%s: records adapted to %d Hz, %g s: %s", what,
+                                             self.sampling_rate, self.seconds,
+                                             "; ".join(f"{k} ({n})" for k, n in sorted(self.adaptations.items())))
 
 
 def lead_order(names: Sequence[str], where: str) -> np.ndarray:
@@ -105,15 +128,19 @@ def conform_signal(signal: np.ndarray, rate: float, lead_names: Sequence[str], g
         raise EcgDataError(f"{where}: {int(bad.sum())} NaN or infinite samples, first at sample "
                            f"{sample} of lead {lead_names[column]}")
     signal = signal[:, lead_order(lead_names, where)]
+    if not np.isclose(rate, grid.sampling_rate):
+        grid.note(f"resampled from {rate:g} Hz", where)
     signal = resample(signal, rate, grid.sampling_rate)
     length = grid.length
     if len(signal) > length:
+        grid.note(f"cropped ({grid.crop}) from longer records", where)
         start = (len(signal) - length) // 2 if grid.crop == "center" else 0
         signal = signal[start:start + length]
     elif len(signal) < length:
         if not grid.pad:
             raise EcgDataError(f"{where}: {len(signal) / grid.sampling_rate:.2f} s long; shorter "
                                f"than {grid.seconds} s and padding is off")
+        grid.note("zero-padded at the end from shorter records", where)
         signal = np.pad(signal, ((0, length - len(signal)), (0, 0)))
     return signal.astype(np.float32)
 

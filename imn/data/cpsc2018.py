@@ -190,6 +190,7 @@ def load_cpsc2018(
     pad: bool = True,
     on_error: str = "raise",
     progress: bool = False,
+    strict: bool = False,
 ) -> EcgDataset:
     """Load every CPSC 2018 record (``A*.mat``) under ``root`` with its labels.
 
@@ -204,6 +205,9 @@ def load_cpsc2018(
         ``EcgDataError`` naming every bad record; ``"skip"``: they are left out, logged,
         and listed in ``dataset.skipped``.
       progress: show a tqdm bar while records are read.
+      strict: refuse any record that needs adapting (resampling, a crop, padding, an
+        assumed rate or lead order: a CPSC
+        ``.mat`` file states neither, so strict loading refuses every CPSC record) instead of counting it in ``dataset.adaptations``.
 
     Returns:
       An ``EcgDataset`` with float32 ``signals (N, L, 12)`` in mV in ``LEADS`` order, float32
@@ -215,7 +219,7 @@ def load_cpsc2018(
       EcgDataError: no records, a missing or malformed labels file, unreadable records.
     """
     check_on_error(on_error)
-    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad)
+    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad, strict=strict)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise EcgDataError(f"CPSC 2018 root {root} does not exist or is not a folder")
@@ -245,6 +249,8 @@ def load_cpsc2018(
             if name not in labels_of:
                 raise EcgDataError(f"{where}: no row in {reference}")
             data, age, sex = read_mat(path)
+            grid.note(f"assumed {SAMPLING_RATE} Hz and leads {', '.join(CPSC_LEADS)} (a CPSC "
+                      ".mat file states neither)", where)
             signals[len(rows)] = conform_signal(data, SAMPLING_RATE, CPSC_LEADS, grid, where)
         except EcgDataError as err:
             errors[name] = str(err)
@@ -252,6 +258,7 @@ def load_cpsc2018(
         rows.append((ecg_id, name, age, sex))
 
     report_unreadable(list(errors.values()), f"CPSC 2018 record(s) under {root}", on_error)
+    grid.log_adaptations(f"CPSC 2018 {root}")
     if not rows:
         raise EcgDataError(f"none of the {len(files)} CPSC 2018 records under {root} could be read")
 
@@ -274,6 +281,7 @@ def load_cpsc2018(
         sampling_rate=grid.sampling_rate,
         task="cpsc2018",
         skipped=skipped,
+        adaptations=dict(grid.adaptations),
     )
 
 

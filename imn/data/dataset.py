@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from imn.errors import UserError
+
 # Standard clinical order. Keep it: IMN's 3-wide kernel over the lead axis mixes neighbours.
 LEADS: tuple[str, ...] = (
     "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
@@ -21,7 +23,7 @@ SUPPORTED_SAMPLING_RATES: tuple[int, ...] = (100, 500)
 RECORD_SECONDS = 10
 
 
-class EcgDataError(ValueError):
+class EcgDataError(UserError):
     """Bad input: a missing file, a corrupt record, a wrong shape, an unknown task.
 
     The message always names the file or record and what is wrong with it.
@@ -94,6 +96,8 @@ class EcgDataset:
     task: str = ""
     evidence: np.ndarray | None = None
     skipped: tuple[int, ...] = ()
+    # How many records a reader adapted to the grid, by adaptation (imn.data.conform.Conform).
+    adaptations: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.signals)
@@ -160,7 +164,8 @@ class EcgDataset:
         """A few human-readable lines: size, rate, classes and counts per split."""
         lines = [
             f"task {self.task or '?'}: {len(self)} records x {self.length} samples x "
-            f"{NUM_LEADS} leads at {self.sampling_rate} Hz, {self.num_classes} classes",
+            f"{NUM_LEADS} leads at {self.sampling_rate} Hz, {self.num_classes} "
+            f"class{'' if self.num_classes == 1 else 'es'}",
         ]
         width = max([len(c) for c in self.classes] + [5])
         header = f"  {'class':<{width}} " + " ".join(f"{s:>10}" for s in ("train", "validation", "test", "all"))
@@ -174,4 +179,6 @@ class EcgDataset:
         lines.append(f"  {'records':<{width}} " + " ".join(f"{c:>10d}" for c in sizes))
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} unreadable records: {list(self.skipped)}")
+        for adaptation, count in sorted(self.adaptations.items()):
+            lines.append(f"  adapted {count} record{'' if count == 1 else 's'}: {adaptation}")
         return "\n".join(lines)

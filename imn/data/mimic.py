@@ -458,6 +458,7 @@ def load_mimic(
     progress: bool = False,
     max_records: int | None = None,
     uncertain: str = "negative",
+    strict: bool = False,
 ) -> EcgDataset:
     """Load MIMIC-IV-ECG (or a slice in the same layout) for one task.
 
@@ -468,6 +469,8 @@ def load_mimic(
       sampling_rate: target rate in Hz (records are 500 Hz; 100 gives ``L = 1000``).
       seconds, crop, pad: the target length and how longer / shorter records are fitted
         (:class:`imn.data.conform.Conform`); MIMIC records are 10 s already.
+      strict: refuse any record that needs adapting (resampling, a crop, padding) instead
+        of counting it in ``dataset.adaptations``.
       on_error: ``"raise"``: the first unreadable record (or one missing from
         ``machine_measurements.csv``) raises ``EcgDataError`` naming it; ``"skip"``: such
         records are left out, listed in ``dataset.skipped`` and logged as a warning.
@@ -496,7 +499,7 @@ def load_mimic(
         raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     if max_records is not None and max_records < 0:
         raise ValueError(f"max_records must be >= 0, got {max_records}")
-    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad)
+    grid = Conform(sampling_rate=sampling_rate, seconds=seconds, crop=crop, pad=pad, strict=strict)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise EcgDataError(f"MIMIC-IV-ECG root {root} does not exist or is not a folder")
@@ -545,6 +548,7 @@ def load_mimic(
     finally:
         bar.close()
     report_unreadable(list(errors.values()), "MIMIC-IV-ECG record(s)", "skip")
+    grid.log_adaptations(f"MIMIC-IV-ECG {root}")
 
     kept_records = records[kept]
     label_sets = task_labels(reports[kept], task, uncertain=uncertain)
@@ -563,6 +567,7 @@ def load_mimic(
         sampling_rate=grid.sampling_rate,
         task=task,
         skipped=tuple(sorted(errors)),
+        adaptations=dict(grid.adaptations),
     )
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -54,6 +55,7 @@ import pandas as pd
 import wfdb
 from tqdm.auto import tqdm
 
+from imn.data.cache_build import build_lock, no_space, remove_stale_partials, reserve
 from imn.data.conform import explain_wfdb_failure, multi_hot
 from imn.data.dataset import (
     LEADS,
@@ -85,7 +87,11 @@ STATEMENTS_CSV = "scp_statements.csv"
 _FILENAME_COLUMN = {100: "filename_lr", 500: "filename_hr"}
 _REQUIRED_COLUMNS = ("scp_codes", "strat_fold", "patient_id", "age", "sex")
 # Bump when the cache layout changes so old caches are rebuilt rather than misread.
-_CACHE_VERSION = 1
+# 2: the key covers every record file read (size and mtime, or content hashes on request).
+_CACHE_VERSION = 2
+# How a cache is checked against the record files: 'stat' (size and mtime of every .hea and
+# .dat, about 0.2 s for all 21,799 records) or 'sha256' (their contents, a full read).
+CACHE_CHECKS = ("stat", "sha256")
 # Records per task handed to a worker process; amortises inter-process transfer.
 _CHUNK = 64
 # Below this many records, starting worker processes costs more than it saves.
@@ -107,6 +113,7 @@ def load_ptbxl(
     min_count: int = 0,
     ecg_ids: Sequence[int] | None = None,
     workers: int | None = None,
+    cache_check: str | None = None,
 ) -> EcgDataset:
     """Load PTB-XL (or a slice of it in the same layout) for one task.
 
@@ -132,6 +139,10 @@ def load_ptbxl(
         The read is CPU-bound header parsing inside wfdb (~7 ms a record, ~150 s for all
         21,799), so threads do not help but processes can on a many-core machine. Workers
         are spawned, so a calling script needs the ``if __name__ == "__main__":`` guard.
+      cache_check: how the cache is matched to the record files (:data:`CACHE_CHECKS`):
+        ``"stat"`` compares the size and modification time of every ``.hea``/``.dat`` read,
+        so a repaired or replaced record rebuilds the cache; ``"sha256"`` compares their
+        contents (a full read of the tree). Default ``$IMN_CACHE_CHECK``, else ``"stat"``.
 
     Returns:
       An ``EcgDataset`` with float32 ``signals (N, L, 12)`` in mV, leads in ``LEADS`` order,
@@ -179,6 +190,7 @@ def load_ptbxl(
         table = _cached_signals(
             root, sampling_rate, database, cache_dir,
             build_if_missing=ecg_ids is None, progress=progress, workers=workers,
+            cache_check=_cache_check(cache_check),
         )
     else:
         table = None
@@ -554,15 +566,63 @@ def cache_folder(root: str | os.PathLike, sampling_rate: int,
     return base / "ptbxl" / f"{key}-{sampling_rate}hz"
 
 
-def _fingerprint(root: Path) -> dict[str, object]:
-    """Identifies the database version: the cache is stale once ``ptbxl_database.csv`` changes."""
+def _cache_check(check: str | None) -> str:
+    check = check or os.environ.get("IMN_CACHE_CHECK") or "stat"
+    if check not in CACHE_CHECKS:
+        raise EcgDataError(f"unknown cache check {check!r} (IMN_CACHE_CHECK?); expected one of {CACHE_CHECKS}")
+    return check
+
+
+def record_files(root: Path, sampling_rate: int, database: pd.DataFrame) -> list[str]:
+    """Relative paths of the ``.hea`` and ``.dat`` files of every record at ``sampling_rate``."""
+    return [f"{relative}{ext}" for relative in database[_FILENAME_COLUMN[sampling_rate]]
+            for ext in (".hea", ".dat")]
+
+
+def _record_files_digest(root: Path, files: list[str], check: str) -> str:
+    """One SHA-256 over every record file's (path, size, mtime) or, for 'sha256', content."""
+    from imn.provenance import file_sha256
+
+    digest = hashlib.sha256()
+    for relative in files:
+        path = root / relative
+        try:
+            stat = path.stat()
+            entry = f"{relative} {stat.st_size} {stat.st_mtime_ns}" if check == "stat" \
+                else f"{relative} {file_sha256(path)}"
+        except OSError:
+            entry = f"{relative} missing"  # an unreadable record is recorded in errors.json
+        digest.update(entry.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def source_fingerprint(root: str | os.PathLike, sampling_rate: int, database: pd.DataFrame | None = None,
+                       check: str | None = None) -> dict[str, object]:
+    """What a derived copy (the cache, a TFDS build) of ``root`` at ``sampling_rate`` was
+    made from: ``ptbxl_database.csv``'s size and mtime and a digest of every record file
+    (:func:`load_ptbxl`'s ``cache_check``). Any change to them makes the copy stale."""
+    root = Path(root).expanduser()
+    check = _cache_check(check)
+    if database is None:
+        database = read_database(root, sampling_rate)
     stat = (root / DATABASE_CSV).stat()
-    return {
+    files = record_files(root, sampling_rate, database)
+    fingerprint = {
         "version": _CACHE_VERSION,
         "root": str(root.resolve()),
         "database_csv_size": stat.st_size,
         "database_csv_mtime_ns": stat.st_mtime_ns,
+        "record_files_stat": _record_files_digest(root, files, "stat"),
     }
+    if check == "sha256":
+        fingerprint["record_files_sha256"] = _record_files_digest(root, files, "sha256")
+    return fingerprint
+
+
+def fingerprint_matches(stored: dict | None, current: dict) -> bool:
+    """Whether a copy made from ``stored`` is current: every field of ``current`` agrees (a
+    copy built with content hashes also serves the cheaper check, not the other way round)."""
+    return bool(stored) and all(stored.get(key) == value for key, value in current.items())
 
 
 def _open_cache(folder: Path, fingerprint: dict[str, object], sampling_rate: int,
@@ -571,7 +631,11 @@ def _open_cache(folder: Path, fingerprint: dict[str, object], sampling_rate: int
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("fingerprint") != fingerprint or manifest.get("sampling_rate") != sampling_rate:
+    if not fingerprint_matches(manifest.get("fingerprint"), fingerprint) \
+            or manifest.get("sampling_rate") != sampling_rate:
+        if manifest.get("fingerprint"):
+            logger.info("the PTB-XL cache %s no longer matches %s (a record or the database "
+                        "changed); rebuilding it", folder, fingerprint["root"])
         return None
     try:
         ecg_ids = np.load(folder / "ecg_ids.npy")
@@ -599,34 +663,50 @@ def _cached_signals(
     build_if_missing: bool,
     progress: bool,
     workers: int | None,
+    cache_check: str = "stat",
 ) -> _SignalTable | None:
     """The memory-mapped cache of all records; built first if absent or stale."""
     folder = cache_folder(root, sampling_rate, cache_dir)
-    fingerprint = _fingerprint(root)
+    fingerprint = source_fingerprint(root, sampling_rate, database, cache_check)
     table = _open_cache(folder, fingerprint, sampling_rate, database)
     if table is not None or not build_if_missing:
         return table
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-        scratch.chmod(0o755)  # mkdtemp's 0700 would survive the rename into place
+        if not os.access(folder.parent, os.W_OK):
+            raise PermissionError(f"{folder.parent} is not writable")
     except OSError as err:
         logger.warning("cannot write the PTB-XL cache under %s (%s); reading without it",
                        folder.parent, err)
         return None
-    try:
-        _build_cache(scratch, root, sampling_rate, database, fingerprint,
-                     progress=progress, workers=workers)
-        _replace_folder(scratch, folder)
-    except BaseException:
-        # A failed or interrupted build leaves nothing that a later load could mistake
-        # for a cache (the folder only appears, complete, by the rename above).
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
+    with build_lock(folder):
+        # Another builder may have finished while this one waited for the lock.
+        table = _open_cache(folder, fingerprint, sampling_rate, database)
+        if table is not None:
+            return table
+        remove_stale_partials(folder)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+        scratch.chmod(0o755)  # mkdtemp's 0700 would survive the rename into place
+        try:
+            _build_cache(scratch, root, sampling_rate, database, fingerprint,
+                         progress=progress, workers=workers)
+            _replace_folder(scratch, folder)
+        except BaseException as err:
+            # A failed or interrupted build leaves nothing that a later load could mistake
+            # for a cache (the folder only appears, complete, by the rename above).
+            shutil.rmtree(scratch, ignore_errors=True)
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise no_space(folder, _cache_bytes(len(database), sampling_rate)) from None
+            raise
     table = _open_cache(folder, fingerprint, sampling_rate, database)
     if table is None:
         raise EcgDataError(f"the PTB-XL cache just written to {folder} cannot be read back")
     return table
+
+
+def _cache_bytes(n_records: int, sampling_rate: int) -> int:
+    """Size of the int16 signal array of a cache (the bulk of it; the header is tiny)."""
+    return n_records * RECORD_SECONDS * sampling_rate * NUM_LEADS * 2 + 4096
 
 
 def _build_cache(scratch: Path, root: Path, sampling_rate: int, database: pd.DataFrame,
@@ -637,6 +717,7 @@ def _build_cache(scratch: Path, root: Path, sampling_rate: int, database: pd.Dat
     digital = np.lib.format.open_memmap(
         scratch / "digital.npy", mode="w+", dtype=np.int16, shape=(n, length, NUM_LEADS)
     )
+    reserve(scratch / "digital.npy", _cache_bytes(n, sampling_rate))
     gain = np.ones((n, NUM_LEADS), dtype=np.float64)
     baseline = np.zeros((n, NUM_LEADS), dtype=np.int64)
     errors = _fill_table(root, sampling_rate, database, digital, gain, baseline,
@@ -688,5 +769,8 @@ __all__ = [
     "read_database",
     "read_record",
     "read_statements",
+    "record_files",
+    "fingerprint_matches",
+    "source_fingerprint",
     "task_label_sets",
 ]

@@ -92,9 +92,12 @@ def check_task(kind: str, task: str) -> None:
 
 
 def load_source(kind: str, root: str | os.PathLike | None, task: str, sampling_rate: int = 100,
-                *, progress: bool = False, synthetic_n: int = 2000, seed: int = 0) -> EcgDataset:
+                *, progress: bool = False, synthetic_n: int = 2000, seed: int = 0,
+                strict: bool = False) -> EcgDataset:
     """The whole dataset (all folds, physical units) of one source and task. The synthetic
-    benchmark has one task whatever ``task`` says (so any recipe's config trains on it)."""
+    benchmark has one task whatever ``task`` says (so any recipe's config trains on it).
+    ``strict``: readers that fit records to the grid (CinC, CPSC 2018, MIMIC) refuse a record
+    that needs adapting instead of counting it (:class:`imn.data.conform.Conform`)."""
     if kind == "synthetic":
         import dataclasses
 
@@ -114,15 +117,15 @@ def load_source(kind: str, root: str | os.PathLike | None, task: str, sampling_r
     if kind == "cinc":
         from imn.data.cinc import load_cinc
 
-        return load_cinc(root, task, sampling_rate=sampling_rate, progress=progress)
+        return load_cinc(root, task, sampling_rate=sampling_rate, progress=progress, strict=strict)
     if kind == "cpsc2018":
         from imn.data.cpsc2018 import load_cpsc2018
 
-        return load_cpsc2018(root, sampling_rate=sampling_rate, progress=progress)
+        return load_cpsc2018(root, sampling_rate=sampling_rate, progress=progress, strict=strict)
     if kind == "mimic":
         from imn.data.mimic import load_mimic
 
-        return load_mimic(root, task, sampling_rate=sampling_rate, progress=progress)
+        return load_mimic(root, task, sampling_rate=sampling_rate, progress=progress, strict=strict)
     if kind == "tfds":
         from imn.data.tfds_ptbxl import load_tfds_ptbxl
 
@@ -135,7 +138,7 @@ def label_file(kind: str, root: str | os.PathLike | None, task: str, sampling_ra
     if root is None:
         return None
     root = Path(root)
-    if kind == "ptbxl":
+    if kind in ("ptbxl", "synthetic"):  # 'imn data synth' writes PTB-XL's layout
         return root / "ptbxl_database.csv"
     if kind == "cpsc2018":
         return root / "REFERENCE.csv"

@@ -27,6 +27,8 @@ Usage::
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -43,7 +45,9 @@ from imn.data.dataset import (
     EcgDataError,
     EcgDataset,
 )
-from imn.data.ptbxl import TASKS, load_ptbxl
+from imn.data.ptbxl import TASKS, fingerprint_matches, load_ptbxl, source_fingerprint
+
+logger = logging.getLogger("imn")
 
 DATASET_NAME = "ptbxl"
 # Bump when what load_ptbxl returns for a task changes (labels, kept records): a dataset
@@ -213,6 +217,8 @@ class PtbxlBuilder(tfds.core.GeneratorBasedBuilder):
         )
         self.info.metadata.update(
             source=os.fspath(root.resolve()),
+            # The same key as the PTB-XL cache's: prepare_tfds_ptbxl rebuilds when it changes.
+            source_fingerprint=source_fingerprint(root, config.sampling_rate),
             task=config.task,
             sampling_rate=config.sampling_rate,
             classes=list(dataset.classes),
@@ -270,8 +276,9 @@ def prepare_tfds_ptbxl(
       task, sampling_rate: which config.
       cache_dir, use_cache, on_error: passed to :func:`imn.data.ptbxl.load_ptbxl`.
       overwrite: rebuild even if the dataset exists. An existing dataset is otherwise reused
-        as it is, even if ``ptbxl_root`` has changed since (its ``metadata.json`` records
-        the source folder).
+        unless ``ptbxl_root``'s database or record files changed since it was built (its
+        ``metadata.json`` records their fingerprint, as the PTB-XL cache's manifest does;
+        ``$IMN_CACHE_CHECK=sha256`` compares contents).
 
     Returns:
       The version folder of the built dataset.
@@ -283,6 +290,10 @@ def prepare_tfds_ptbxl(
         data_dir, task, sampling_rate,
         ptbxl_root=root, cache_dir=cache_dir, use_cache=use_cache, on_error=on_error,
     )
+    if (not overwrite and is_prepared(builder)
+            and not fingerprint_matches(_built_from(builder), source_fingerprint(root, sampling_rate))):
+        logger.info("%s was built from another state of %s; rebuilding it", builder.data_path, root)
+        overwrite = True
     if overwrite or not is_prepared(builder):
         mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
                 else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
@@ -290,6 +301,15 @@ def prepare_tfds_ptbxl(
             download_config=tfds.download.DownloadConfig(download_mode=mode)
         )
     return Path(os.fspath(builder.data_path))
+
+
+def _built_from(builder: tfds.core.DatasetBuilder) -> dict | None:
+    """The source fingerprint a prepared dataset recorded (None if it recorded none)."""
+    try:
+        metadata = json.loads((Path(os.fspath(builder.data_path)) / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return metadata.get("source_fingerprint")
 
 
 def load_tfds_ptbxl(

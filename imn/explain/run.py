@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import time
 from contextlib import contextmanager
@@ -21,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from imn import atomic
+from imn.errors import UserError
 from imn.explain.api import METHODS, attribute
 from imn.explain.binary import two_class_view
 from imn.explain.model_fns import predict_fn as make_predict_fn
 from imn.report import CI_SUFFIXES, write_table
-from imn.train.config import TrainConfig
 from imn.train.metrics import bootstrap_indices, percentile_interval
 from imn.train.steps import merge_eval_model
+from imn.train.run_folder import config_with_data, read_run_config
 from imn.train.trainer import predict, restore_for_evaluation, setup_run
 
 logger = logging.getLogger("imn")
@@ -78,21 +79,9 @@ def _binary_negative_name(task: str, positive: str) -> str:
     return "NORM" if task.startswith("norm_vs_") else f"not {positive}"
 
 
-def _with_data(config: TrainConfig, spec: str, workdir: Path) -> TrainConfig:
-    """``config`` reading its data from ``spec`` (KIND:DIR): the same kind of data as it was
-    trained on, in another folder (e.g. a run trained on a GPU machine, explained here)."""
-    from imn.data.dataset import EcgDataError
-    from imn.data.sources import parse_data_spec
-
-    kind, root = parse_data_spec(spec)
-    trained = config.data.source if config.data.source != "auto" else None
-    if trained is not None and kind != trained:
-        raise EcgDataError(f"{workdir} was trained on {trained} data; --data {spec!r} is {kind} data")
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, source=kind, root=root))
-
-
 def open_run(workdir: str | Path, split: str = "test", n: int | None = None,
-             targets: str = "predicted", data: str | None = None) -> ExplainedRun:
+             targets: str = "predicted", data: str | None = None,
+             allow_data_move: bool = False) -> ExplainedRun:
     """Restore a run and choose what to explain.
 
     ``targets="predicted"``: the first ``n`` records of the split, each for the class the
@@ -102,20 +91,21 @@ def open_run(workdir: str | Path, split: str = "test", n: int | None = None,
     ``targets="evidence"`` (data with evidence masks: the synthetic benchmark): the first
     ``n`` records carrying a class with a local evidence mask, each for the highest-scored
     such class, so that every explanation can be scored for localisation.
-    ``data``: where the run's data lives now (KIND:DIR), if not where ``config.json`` says.
+    ``data``: where the run's data lives now (KIND:DIR), if not where ``config.json`` says;
+    ``allow_data_move``: accept it in a folder other than the one the run was trained on.
     """
     if targets not in TARGET_POLICIES:
         raise ValueError(f"unknown target policy {targets!r}; expected one of {TARGET_POLICIES}")
     workdir = Path(workdir)
-    config = TrainConfig.from_json((workdir / "config.json").read_text())
+    config = read_run_config(workdir)
     if data is not None:
-        config = _with_data(config, data, workdir)
+        config = config_with_data(config, data, workdir)
     if config.data.crop_seconds is not None:
         raise ValueError(
             f"{workdir} was trained on {config.data.crop_seconds} s crops; explaining whole records "
             "of a crop-trained model is not supported yet"
         )
-    run = setup_run(config, workdir, write_files=False)
+    run = setup_run(config, workdir, write_files=False, allow_data_move=allow_data_move)
     try:
         state, _ = restore_for_evaluation(run)
         part = run.data.split(split)
@@ -191,8 +181,7 @@ def compile_seconds():
 def explain(explained: ExplainedRun, method: str, options: dict | None = None) -> tuple[np.ndarray, float]:
     """Attributions ``(n, L, 12)`` for the run's targets, and the seconds they took without
     JAX's compilation (one call, so an expensive method is not paid twice)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    check_methods([method])
     options = method_options(method, explained, options)
     with compile_seconds() as compiling:
         start = time.perf_counter()
@@ -202,15 +191,17 @@ def explain(explained: ExplainedRun, method: str, options: dict | None = None) -
 
 
 def explain_run(workdir: str | Path, method: str, split: str = "test", n: int | None = None,
-                options: dict | None = None, targets: str = "predicted", data: str | None = None) -> Path:
+                options: dict | None = None, targets: str = "predicted", data: str | None = None,
+                allow_data_move: bool = False) -> Path:
     """Write ``attributions_{method}_{split}.npz`` into the run folder and return its path
-    (``targets``, ``data``: as for :func:`open_run`)."""
-    explained = open_run(workdir, split, n, targets=targets, data=data)
+    (``targets``, ``data``, ``allow_data_move``: as for :func:`open_run`)."""
+    check_methods([method])
+    explained = open_run(workdir, split, n, targets=targets, data=data, allow_data_move=allow_data_move)
     attribution, seconds = explain(explained, method, options)
     out = Path(workdir) / f"attributions_{method}_{split}.npz"
-    np.savez_compressed(out, attribution=attribution, x=explained.x, targets=explained.targets,
-                        ecg_ids=explained.ecg_ids, classes=np.asarray(explained.classes),
-                        seconds=seconds)
+    atomic.savez_compressed(out, attribution=attribution, x=explained.x, targets=explained.targets,
+                            ecg_ids=explained.ecg_ids, classes=np.asarray(explained.classes),
+                            seconds=seconds)
     logger.info("%s: %d ECGs in %.1f s -> %s", method, len(explained.x), seconds, out)
     return out
 
@@ -344,22 +335,59 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
     return scores
 
 
+def check_methods(methods: list[str] | tuple[str, ...]) -> None:
+    """Refuse unknown method names before anything is restored or computed."""
+    unknown = [method for method in methods if method not in METHODS]
+    if unknown or not methods:
+        raise UserError(f"unknown explanation method {', '.join(map(repr, unknown))}; expected some of "
+                        f"{', '.join(METHODS)}" if unknown else "no explanation method given")
+
+
+def _write_faithfulness(workdir: Path, split: str, settings: FaithfulnessSettings, rows: list[dict],
+                        curves: dict, kept: dict, explained: ExplainedRun, keep_attributions: int,
+                        pending: list[str]) -> None:
+    """The table, curves and kept attributions of the methods finished so far (each file
+    replaced atomically), so a later method's failure or a kill loses none of them."""
+    if kept:
+        extra = {} if explained.evidence is None else {"evidence": explained.evidence[:keep_attributions]}
+        atomic.savez_compressed(workdir / f"attributions_{split}.npz", methods=np.asarray(list(kept)),
+                                x=explained.x[:keep_attributions], targets=explained.targets[:keep_attributions],
+                                ecg_ids=explained.ecg_ids[:keep_attributions], classes=np.asarray(explained.classes),
+                                **{f"attribution_{m}": a for m, a in kept.items()}, **extra)
+    atomic.savez_compressed(workdir / f"faithfulness_curves_{split}.npz", steps=settings.steps,
+                            unit=settings.unit, targets=explained.targets, ecg_ids=explained.ecg_ids,
+                            **curves)
+    metrics = [key for key in rows[0] if key not in ("method", "n", "explain_ms_per_ecg")
+               and not key.endswith(CI_SUFFIXES)] if rows else []
+    write_table(rows, workdir / f"faithfulness_{split}",
+                [("method", "method"), ("n", "n"), ("explain_ms_per_ecg", "ms/ECG"),
+                 *[(key, key) for key in metrics]])
+    summary = {"split": split, **dataclasses.asdict(settings), "rows": rows,
+               "finished": not pending, "methods_pending": pending}
+    atomic.write_json(workdir / f"faithfulness_{split}.json", summary, default=str)
+
+
 def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test", n: int | None = None,
                      *, settings: FaithfulnessSettings | None = None, keep_attributions: int = 0,
-                     data: str | None = None, **setting_overrides) -> list[dict]:
+                     data: str | None = None, allow_data_move: bool = False,
+                     **setting_overrides) -> list[dict]:
     """Score every method on the same ECGs; write the table (CSV, Markdown) and curves (.npz).
 
     ``settings`` (or keyword overrides of its fields, e.g. ``steps=20``) set the budget.
-    Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``;
-    with ``keep_attributions=k`` also ``attributions_{split}.npz``: every method's
-    attribution of the first ``k`` ECGs (for figures), with their signals and targets.
-    ``data``: where the run's data lives now (KIND:DIR), as for :func:`open_run`.
+    Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``
+    after every method (the JSON's ``finished`` is false and ``methods_pending`` lists the
+    rest until the last one is done); with ``keep_attributions=k`` also
+    ``attributions_{split}.npz``: every method's attribution of the first ``k`` ECGs (for
+    figures), with their signals and targets.
+    ``data``, ``allow_data_move``: where the run's data lives now, as for :func:`open_run`.
     """
+    check_methods(methods)
     workdir = Path(workdir)
     settings = dataclasses.replace(settings or FaithfulnessSettings(), **setting_overrides)
-    explained = open_run(workdir, split, n, targets=settings.targets, data=data)
+    explained = open_run(workdir, split, n, targets=settings.targets, data=data,
+                         allow_data_move=allow_data_move)
     rows, curves, kept = [], {}, {}
-    for method in methods:
+    for done, method in enumerate(methods, 1):
         attribution, seconds = explain(explained, method, settings.method_options.get(method))
         if keep_attributions:
             kept[method] = attribution[:keep_attributions]
@@ -375,20 +403,6 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
             row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
         rows.append(row)
         logger.info("%s: deletion AUC %.3f, insertion AUC %.3f", method, row["deletion_auc"], row["insertion_auc"])
-    if kept:
-        extra = {} if explained.evidence is None else {"evidence": explained.evidence[:keep_attributions]}
-        np.savez_compressed(workdir / f"attributions_{split}.npz", methods=np.asarray(list(kept)),
-                            x=explained.x[:keep_attributions], targets=explained.targets[:keep_attributions],
-                            ecg_ids=explained.ecg_ids[:keep_attributions], classes=np.asarray(explained.classes),
-                            **{f"attribution_{m}": a for m, a in kept.items()}, **extra)
-    np.savez_compressed(workdir / f"faithfulness_curves_{split}.npz", steps=settings.steps,
-                        unit=settings.unit, targets=explained.targets, ecg_ids=explained.ecg_ids,
-                        **curves)
-    metrics = [key for key in rows[0] if key not in ("method", "n", "explain_ms_per_ecg")
-               and not key.endswith(CI_SUFFIXES)] if rows else []
-    write_table(rows, workdir / f"faithfulness_{split}",
-                [("method", "method"), ("n", "n"), ("explain_ms_per_ecg", "ms/ECG"),
-                 *[(key, key) for key in metrics]])
-    summary = {"split": split, **dataclasses.asdict(settings), "rows": rows}
-    (workdir / f"faithfulness_{split}.json").write_text(json.dumps(summary, indent=2, default=str))
+        _write_faithfulness(workdir, split, settings, rows, curves, kept, explained, keep_attributions,
+                            pending=list(methods[done:]))
     return rows

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from imn import provenance
+from imn import atomic, provenance
 from imn.reproduce import tables
 from imn.reproduce.figures import figures_stage
 from imn.reproduce.plan import Plan, run_dir
@@ -83,22 +83,23 @@ class Ledger:
             self.save()
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        tmp.replace(self.path)
+        atomic.write_json(self.path, self.data, default=str)
 
 
-def train_stage(plan: Plan, out: Path) -> None:
+def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
+    from imn.train.run_folder import check_recorded_source
     from imn.train.trainer import train_and_evaluate
 
     pairs = [(task, model) for task in plan.tasks for model in plan.models]
     for index, (task, model) in enumerate(pairs, 1):
         workdir = run_dir(out, task, model)
         if (workdir / "metrics.json").exists():
+            # A finished run on other data must not enter the tables as if it were this plan's.
+            check_recorded_source(workdir, plan.config(model, task), allow_data_move=allow_data_move)
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
-        summary = train_and_evaluate(plan.config(model, task), workdir)
+        summary = train_and_evaluate(plan.config(model, task), workdir, allow_data_move=allow_data_move)
         logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
                     summary["test"]["macro_auroc"])
 
@@ -108,7 +109,7 @@ def _settings_record(plan: Plan, model: str) -> dict[str, Any]:
     return {**record, "methods": list(plan.methods_for(model)), "n": plan.n_explain}
 
 
-def explain_stage(plan: Plan, out: Path) -> None:
+def explain_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
     from imn.explain.run import faithfulness_run
 
     models = plan.models_explained
@@ -122,9 +123,10 @@ def explain_stage(plan: Plan, out: Path) -> None:
         logger.info("[%d/%d] explaining %s on %d test ECGs with %s", index, len(models),
                     model, plan.n_explain, ", ".join(plan.methods_for(model)))
         faithfulness_run(workdir, list(plan.methods_for(model)), "test", plan.n_explain,
-                         settings=plan.faithfulness, keep_attributions=_FIGURE_ECGS)
+                         settings=plan.faithfulness, keep_attributions=_FIGURE_ECGS,
+                         allow_data_move=allow_data_move)
         # Written last: its presence means the whole explanation stage of this model finished.
-        marker.write_text(json.dumps(wanted, indent=2))
+        atomic.write_json(marker, wanted)
 
 
 def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
@@ -162,8 +164,12 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     return written
 
 
-def reproduce(plan: Plan, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
-    """Run every stage of ``plan`` into ``out`` (resuming); return the ``reproduce.json`` data."""
+def reproduce(plan: Plan, out: str | Path, *, figures: bool = True, allow_data_move: bool = False) -> dict[str, Any]:
+    """Run every stage of ``plan`` into ``out`` (resuming); return the ``reproduce.json`` data.
+
+    Runs already in ``out`` must have been trained on the plan's data
+    (:mod:`imn.train.run_folder`); ``allow_data_move`` accepts the same data in a new folder.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out, plan)
@@ -173,9 +179,9 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True) -> dict[str,
     ledger.save()
     start = time.perf_counter()
     with ledger.stage("train"):
-        train_stage(plan, out)
+        train_stage(plan, out, allow_data_move)
     with ledger.stage("explain"):
-        explain_stage(plan, out)
+        explain_stage(plan, out, allow_data_move)
     with ledger.stage("tables"):
         written = tables_stage(plan, out, device)
     if figures:

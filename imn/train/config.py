@@ -17,6 +17,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from imn.errors import ConfigError
+
 
 @dataclasses.dataclass
 class DataConfig:
@@ -51,14 +53,14 @@ class DataConfig:
         if self.source == "synthetic":
             return "synthetic", self.root
         if self.source not in ("auto", *KINDS):
-            raise ValueError(f"unknown data.source {self.source!r}; expected 'auto' or one of {KINDS}")
+            raise ConfigError(f"unknown data.source {self.source!r}; expected 'auto' or one of {KINDS}")
         if self.source == "auto":
             root = self.root or os.environ.get("IMN_PTBXL")
             return ("ptbxl", root) if root else ("synthetic", None)
         root = self.root or (os.environ.get("IMN_PTBXL") if self.source == "ptbxl" else None)
         if not root:
             hint = " or the IMN_PTBXL environment variable" if self.source == "ptbxl" else ""
-            raise ValueError(f"data.source={self.source!r} needs data.root{hint}")
+            raise ConfigError(f"data.source={self.source!r} needs data.root{hint}")
         return self.source, root
 
 
@@ -119,7 +121,8 @@ def _from_dict(cls: type, data: dict[str, Any]):
     names = {f.name for f in dataclasses.fields(cls)}
     for key, value in data.items():
         if key not in names:
-            raise ValueError(f"unknown config field {cls.__name__}.{key}")
+            raise ConfigError(f"unknown config field {cls.__name__}.{key} (written by another version "
+                              "of imn? see the run folder's provenance.json)")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _from_dict(hint, value)
@@ -146,11 +149,14 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     if hint is bool:
         if isinstance(value, str):
             if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"{name}: expected true or false, got {value!r}")
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
             return value.lower() in ("true", "1")
         return bool(value)
     if hint in (int, float, str):
-        return hint(value)
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected {hint.__name__}, got {value!r}") from None
     return value
 
 
@@ -159,16 +165,16 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     data = config.to_dict()
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
+            raise ConfigError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
         node = data
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
-                raise ValueError(f"unknown config key {key!r}")
+                raise ConfigError(f"unknown config key {key!r}")
             node = node[part]
         if parts[-1] not in node and not (len(parts) >= 2 and parts[-2] == "overrides"):
-            raise ValueError(f"unknown config key {key!r}")
+            raise ConfigError(f"unknown config key {key!r}")
         if parts[-2:-1] == ["overrides"]:
             try:
                 node[parts[-1]] = json.loads(value)
@@ -185,13 +191,13 @@ def load_config(spec: str, overrides: list[str] | None = None) -> TrainConfig:
     preset = preset or "quick"
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"config file {file} not found")
+        raise ConfigError(f"config file {file} not found (expected configs/NAME.py:PRESET)")
     spec_obj = importlib.util.spec_from_file_location(f"imn_config_{file.stem}", file)
     module = importlib.util.module_from_spec(spec_obj)
     assert spec_obj.loader is not None
     spec_obj.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"{file} defines no get_config(preset)")
+        raise ConfigError(f"{file} defines no get_config(preset)")
     config = module.get_config(preset)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"{file}:get_config({preset!r}) returned {type(config).__name__}, not TrainConfig")

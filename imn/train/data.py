@@ -79,6 +79,7 @@ def prepare_task_data(config: DataConfig, seed: int = 0) -> TaskData:
         raise ValueError(f"unknown normalization {config.normalization!r}; expected zscore, standard or none")
     parts = {name: dataclasses.replace(part, signals=transform(part.signals)) for name, part in parts.items()}
     identity["records_per_split"] = {name: len(part) for name, part in parts.items()}
+    identity["classes"] = list(dataset.classes)
     return TaskData(
         train=parts["train"],
         validation=parts["validation"],

@@ -29,12 +29,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from imn import provenance
+from imn import atomic, provenance
 from imn.data.pipeline import BatchLoader, aggregate_windows, sliding_windows
 from imn.data.sharding import make_mesh, replicated_sharding
 from imn.models import create_model
 from imn.train import losses, metrics
-from imn.train.checkpoint import RunCheckpoints
+from imn.errors import ConfigError
+from imn.train import run_folder
+from imn.train.checkpoint import CheckpointError, RunCheckpoints
 from imn.train.config import TrainConfig
 from imn.train.data import TaskData, prepare_task_data
 from imn.train.optim import make_optimizer
@@ -49,9 +51,21 @@ class TrainingDivergedError(FloatingPointError):
 
 
 def maybe_initialize_distributed() -> None:
-    """Join a multi-host job when its coordinator is configured in the environment."""
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") and jax.process_count() == 1:
-        jax.distributed.initialize()
+    """Join a multi-process (multi-host) job when the environment describes one.
+
+    ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0) with ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``, or with a cluster JAX detects by itself (SLURM, Open MPI,
+    Kubernetes); or ``IMN_DISTRIBUTED=1`` where JAX detects everything (Cloud TPU pod slices).
+    Must run before anything touches a JAX device, so it does not ask JAX how many
+    processes there are (that would start the single-process backend).
+    """
+    wanted = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("IMN_DISTRIBUTED") == "1"
+    if not wanted or jax.distributed.is_initialized():
+        return
+    known = {name: int(os.environ[variable]) for name, variable in
+             (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID"))
+             if os.environ.get(variable)}
+    jax.distributed.initialize(**known)
 
 
 # ---------------------------------------------------------------------------- set-up
@@ -110,36 +124,36 @@ class Run:
     model_name: str
 
 
-def _write_or_check_config(config: TrainConfig, workdir: Path) -> None:
+def _check_config(config: TrainConfig, workdir: Path) -> None:
+    """A resumed run must have the config it was started with."""
     path = workdir / "config.json"
-    text = config.to_json()
-    if path.exists():
-        if TrainConfig.from_json(path.read_text()).to_json() != text:
-            raise ValueError(
-                f"{path} holds a different config; resume with the same config or use a new workdir"
-            )
-    else:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    if path.exists() and run_folder.read_run_config(workdir).to_json() != config.to_json():
+        raise ConfigError(f"{path} holds a different config; resume with the same config or use a new workdir")
 
 
-def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = True, devices=None) -> Run:
+def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = True, devices=None,
+              allow_data_move: bool = False) -> Run:
     """Load data, build the model, steps, loader and checkpoint managers of a run.
 
     ``devices``: the devices of the data mesh (default: all local devices).
+    The data is checked against what the run folder recorded at training
+    (:mod:`imn.train.run_folder`; ``allow_data_move`` accepts the same data in another
+    folder). ``config.json`` and ``provenance.json`` are written only after the data loaded
+    and the model was built, so a command with a bad argument leaves no run folder behind.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     if write_files:
-        _write_or_check_config(config, workdir)
+        _check_config(config, workdir)
     data = prepare_task_data(config.data, seed=config.seed)
+    recorded = run_folder.recorded_identity(workdir)
+    if recorded is not None:
+        run_folder.check_data_identity(workdir, recorded, data.identity, allow_data_move=allow_data_move)
     rate = data.sampling_rate
     crop = _samples(config.data.crop_seconds, rate)
     window = _samples(config.data.eval_window_seconds, rate)
     input_length = crop or data.train.length
     if window is not None and window != input_length:
-        raise ValueError(f"evaluation windows ({window} samples) must match the training crop ({input_length})")
+        raise ConfigError(f"evaluation windows ({window} samples) must match the training crop ({input_length})")
 
     mesh = make_mesh(devices)
     model = build_model(config, len(data.classes), rate, input_length)
@@ -154,16 +168,30 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     tx = make_optimizer(config.optim, steps_per_epoch, config.epochs)
     steps = make_steps(model, tx, spec, seed=config.seed, compute_dtype=config.compute_dtype,
                        state_sharding=replicated_sharding(mesh))
-    if write_files and not (workdir / "provenance.json").exists():
-        record = provenance.collect(data.identity)
-        record["model"] = {"name": config.model.name, "classes": list(data.classes),
-                           "input_length": input_length}
-        (workdir / "provenance.json").write_text(json.dumps(record, indent=2))
+    if write_files:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not (workdir / "config.json").exists():
+            atomic.write_text(workdir / "config.json", config.to_json())
+        if not (workdir / "provenance.json").exists():
+            record = {"run_format": run_folder.RUN_FORMAT, **provenance.collect(data.identity)}
+            record["model"] = {"name": config.model.name, "classes": list(data.classes),
+                               "input_length": input_length}
+            atomic.write_json(workdir / "provenance.json", record)
     return Run(config, workdir, data, steps, mesh, train_loader, steps_per_epoch,
                RunCheckpoints(workdir), config.model.name)
 
 
 # ---------------------------------------------------------------------------- evaluation
+def _host_array(value: jax.Array) -> np.ndarray:
+    """The whole of a (batch-sharded) array on this host; with several processes each holds
+    only its rows, so they are gathered from all of them first."""
+    if value.is_fully_addressable:
+        return np.asarray(value)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+
+
 def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
     """Scores ``(N, K)`` in the label layout, with sliding windows for crop-trained models."""
     config = run.config
@@ -179,10 +207,10 @@ def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
     num_outputs = len(run.data.classes)
     scores = np.zeros((len(signals), num_outputs), np.float32)
     for batch in loader.epoch(0):
-        batch_scores = np.asarray(run.steps.eval_step(state, batch))
+        batch_scores = _host_array(run.steps.eval_step(state, batch))
         if window is not None:
             batch_scores = aggregate_windows(batch_scores, config.data.eval_aggregation)
-        index = np.asarray(batch["index"])
+        index = _host_array(batch["index"])
         valid = index >= 0
         scores[index[valid]] = batch_scores[valid]
     return scores
@@ -206,9 +234,7 @@ def _read_history(path: Path, up_to_epoch: int) -> list[dict]:
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(line) + "\n" for line in history))
-    tmp.replace(path)
+    atomic.write_text(path, "".join(json.dumps(line) + "\n" for line in history))
 
 
 def train(run: Run) -> TrainState:
@@ -292,7 +318,7 @@ def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -
     results = {}
     for name in splits:
         part = run.data.split(name)
-        np.savez_compressed(
+        atomic.savez_compressed(
             run.workdir / f"predictions_{name}.npz",
             scores=scores[name], labels=part.labels, ecg_ids=part.ecg_ids,
             classes=np.asarray(run.data.classes), thresholds=thresholds,
@@ -309,18 +335,20 @@ def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:
     target = run.steps.init_state()
     restored = run.checkpoints.restore_best(target) or run.checkpoints.restore_last(target)
     if restored is None:
-        raise FileNotFoundError(f"{run.workdir} has no checkpoint; train it first")
+        raise CheckpointError(f"run {run.workdir} has no checkpoint; train it first")
     return restored
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None) -> dict:
+def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None,
+                       allow_data_move: bool = False) -> dict:
     """Train ``config`` in ``workdir`` (resuming if possible), then evaluate the best checkpoint.
 
     ``devices``: the devices to shard batches over (default: all local devices).
+    ``allow_data_move``: resume on the same data in another folder (:func:`setup_run`).
     Returns the dictionary written to ``metrics.json``.
     """
     maybe_initialize_distributed()
-    run = setup_run(config, workdir, devices=devices)
+    run = setup_run(config, workdir, devices=devices, allow_data_move=allow_data_move)
     try:
         train(run)
         state, meta = restore_for_evaluation(run)
@@ -336,20 +364,27 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None
         "epochs_run": meta["epoch"] + 1,
         **results,
     }
-    (Path(workdir) / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    # The done marker of the run (imn reproduce skips a run that has it): written atomically.
+    atomic.write_json(Path(workdir) / "metrics.json", summary, default=float)
     return summary
 
 
-def evaluate_workdir(workdir: str | Path, split: str = "test") -> dict:
-    """Re-evaluate a finished (or interrupted) run's best checkpoint on ``split``."""
+def evaluate_workdir(workdir: str | Path, split: str = "test", *, data: str | None = None,
+                     allow_data_move: bool = False) -> dict:
+    """Re-evaluate a finished (or interrupted) run's best checkpoint on ``split``.
+
+    ``data``: where the run's data lives now (KIND:DIR), if not where ``config.json`` says.
+    """
     workdir = Path(workdir)
-    config = TrainConfig.from_json((workdir / "config.json").read_text())
-    run = setup_run(config, workdir, write_files=False)
+    config = run_folder.read_run_config(workdir)
+    if data is not None:
+        config = run_folder.config_with_data(config, data, workdir)
+    run = setup_run(config, workdir, write_files=False, allow_data_move=allow_data_move)
     try:
         state, meta = restore_for_evaluation(run)
         results = evaluate_state(run, state, splits=(split,))
     finally:
         run.checkpoints.close()
     out = {"model": config.model.name, "split": split, "best_epoch": meta["best_epoch"], **results}
-    (workdir / f"metrics_{split}.json").write_text(json.dumps(out, indent=2, default=float))
+    atomic.write_json(workdir / f"metrics_{split}.json", out, default=float)
     return out

@@ -1,8 +1,9 @@
 """End-to-end tests of the PTB-XL downloader against a loopback HTTP server.
 
-The server (``ThreadingHTTPServer`` on 127.0.0.1, a random port) serves a copy, under
-``tmp_path``, of five records of the shared slice at both rates plus the two CSVs and the
-licence, with a ``SHA256SUMS.txt`` built here. Its handler implements ``Range`` requests and
+The server (``ThreadingHTTPServer`` on 127.0.0.1, a random port) serves a tree written here
+under ``tmp_path``: five synthetic records in PhysioNet's PTB-XL layout at both rates
+(:func:`imn.data.synthetic.write_synthetic`), the two CSVs and a licence, with a
+``SHA256SUMS.txt`` built here. No real PTB-XL is needed, so these tests always run. Its handler implements ``Range`` requests and
 can misbehave on purpose, per file: serve wrong bytes (once or always), cut the body off
 halfway through the first time, ignore ``Range``, or answer 503 once. Every request is
 logged, so the tests can check what the downloader actually asked for.
@@ -11,7 +12,6 @@ logged, so the tests can check what the downloader actually asked for.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import io
 import shutil
@@ -38,6 +38,7 @@ from imn.data.download import (
     safe_extract,
 )
 from imn.data.ptbxl import load_ptbxl
+from imn.data.synthetic import make_synthetic, write_synthetic
 
 ECG_IDS = (1, 2, 3, 4, 5)
 TOP_LEVEL = ("LICENSE.txt", "scp_statements.csv", "ptbxl_database.csv")
@@ -59,23 +60,13 @@ def _corrupt(data: bytes) -> bytes:
 
 # ======================================================================== served data
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, ptbxl_root) -> Path:
-    """Five records of the shared slice in PhysioNet's layout, with their SHA256SUMS.txt."""
+def served(tmp_path_factory) -> Path:
+    """Five synthetic records in PhysioNet's PTB-XL layout at both rates, with their
+    SHA256SUMS.txt."""
     copy = tmp_path_factory.mktemp("served")
-    for name in ("LICENSE.txt", "scp_statements.csv"):
-        shutil.copy(ptbxl_root / name, copy / name)
-    with open(ptbxl_root / "ptbxl_database.csv", newline="") as source, \
-            open(copy / "ptbxl_database.csv", "w", newline="") as out:
-        reader, writer = csv.reader(source), csv.writer(out)
-        writer.writerow(next(reader))
-        writer.writerows(row for row in reader if int(row[0]) in ECG_IDS)
-    for ecg_id in ECG_IDS:
-        for rate, suffix in ((100, "lr"), (500, "hr")):
-            folder = copy / f"records{rate}" / "00000"
-            folder.mkdir(parents=True, exist_ok=True)
-            for ext in ("hea", "dat"):
-                name = f"{ecg_id:05d}_{suffix}.{ext}"
-                shutil.copy(ptbxl_root / f"records{rate}" / "00000" / name, folder / name)
+    for rate in (100, 500):
+        write_synthetic(make_synthetic(len(ECG_IDS), rate, seed=3), copy)
+    (copy / "LICENSE.txt").write_text("test licence\n")
     files = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())
     (copy / CHECKSUMS_FILE).write_text(
         "".join(f"{_sha256((copy / rel).read_bytes())} {rel}\n" for rel in files)
@@ -203,8 +194,8 @@ def _no_part_files(folder: Path) -> None:
 
 # ======================================================================== per-file mode
 def test_files_mode_downloads_everything_and_loads_like_the_original(
-        server, served, served_files, ptbxl_root, tmp_path):
-    """(f) every listed file arrives verified; load_ptbxl reads the same signals as the slice."""
+        server, served, served_files, tmp_path):
+    """(f) every listed file arrives verified; load_ptbxl reads the same signals as the served tree."""
     dest = tmp_path / "ptb-xl"
     root = download_ptbxl(dest, base_url=server.url, workers=3, **FAST)
     assert root == dest
@@ -213,7 +204,7 @@ def test_files_mode_downloads_everything_and_loads_like_the_original(
     for rate in (100, 500):
         got = load_ptbxl(root, task="superdiagnostic", sampling_rate=rate, ecg_ids=list(ECG_IDS),
                          use_cache=False)
-        want = load_ptbxl(ptbxl_root, task="superdiagnostic", sampling_rate=rate,
+        want = load_ptbxl(served, task="superdiagnostic", sampling_rate=rate,
                           ecg_ids=list(ECG_IDS), use_cache=False)
         assert len(got) == len(want) > 0
         np.testing.assert_array_equal(got.ecg_ids, want.ecg_ids)
@@ -346,7 +337,7 @@ def zip_server(server, served, tmp_path):
     return server
 
 
-def test_zip_mode_end_to_end(zip_server, served, served_files, ptbxl_root, tmp_path):
+def test_zip_mode_end_to_end(zip_server, served, served_files, tmp_path):
     """(e) the zip is fetched, extracted and verified; a re-run sends no request."""
     dest = tmp_path / "ptb-xl"
     root = download_ptbxl(dest, mode="zip", zip_url=zip_server.url + ZIP_NAME, **FAST)
@@ -355,7 +346,7 @@ def test_zip_mode_end_to_end(zip_server, served, served_files, ptbxl_root, tmp_p
     _no_part_files(dest)
     got = load_ptbxl(root, task="superdiagnostic", sampling_rate=500, ecg_ids=list(ECG_IDS),
                      use_cache=False)
-    want = load_ptbxl(ptbxl_root, task="superdiagnostic", sampling_rate=500,
+    want = load_ptbxl(served, task="superdiagnostic", sampling_rate=500,
                       ecg_ids=list(ECG_IDS), use_cache=False)
     np.testing.assert_array_equal(got.signals, want.signals)
 

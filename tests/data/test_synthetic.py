@@ -298,7 +298,6 @@ def test_record_path_layout():
 
 
 def test_write_then_load_round_trip(tmp_path):
-    pytest.importorskip("imn.data.ptbxl")
     original = make_synthetic(60, 100, seed=21)
     root = write_synthetic(original, tmp_path / "synthetic")
     assert (root / "records100" / "00000" / "00001_lr.hea").is_file()
@@ -318,7 +317,6 @@ def test_write_then_load_round_trip(tmp_path):
 
 
 def test_both_rates_share_a_folder_and_missing_classes_are_restored(tmp_path):
-    pytest.importorskip("imn.data.ptbxl")
     low = make_synthetic(4, 100, seed=0)
     high = make_synthetic(4, 500, seed=0)
     assert low.labels.sum(axis=0).min() == 0  # some class absent in so few records
@@ -333,7 +331,6 @@ def test_both_rates_share_a_folder_and_missing_classes_are_restored(tmp_path):
 
 
 def test_write_and_load_errors(tmp_path):
-    pytest.importorskip("imn.data.ptbxl")
     first = make_synthetic(5, 100, seed=0)
     root = write_synthetic(first, tmp_path)
     with pytest.raises(EcgDataError, match="different data set"):
@@ -351,7 +348,7 @@ def test_write_and_load_errors(tmp_path):
 
 
 def test_record_files_equal_what_wfdb_writes(tmp_path):
-    wfdb = pytest.importorskip("wfdb")
+    import wfdb
     from imn.data.synthetic import _write_wfdb_record
 
     data = make_synthetic(1, 100, seed=0)

@@ -179,8 +179,6 @@ def test_every_method_returns_a_float32_map_of_the_input_shape():
     for method in METHODS:
         if method == "imn":
             continue
-        if method == "kernel_shap":
-            pytest.importorskip("baselines.shap")
         attribution = attribute(method, model, x, 1, **extra.get(method, {}))
         assert attribution.shape == x.shape and attribution.dtype == jnp.float32, method
         assert bool(jnp.isfinite(attribution).all()), method
@@ -266,8 +264,6 @@ def test_compiled_function_is_cached_per_architecture_method_and_options():
 
 
 def test_kernel_shap_is_dispatched_with_the_same_explained_scalar():
-    shap = pytest.importorskip("baselines.shap")
-    del shap
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(2, LENGTH, LEADS)).astype(np.float32)
 

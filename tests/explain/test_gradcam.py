@@ -164,20 +164,10 @@ def test_gradcam_on_resnet1d_wang_upsamples_a_quarter_length_map():
 
 
 def _registered_cnn2d():
-    try:
-        from imn.models import create_model
-    except ImportError:
-        pytest.skip("the model registry (imn.models.create_model) is not available yet")
-    for overrides in ({"widths": (4, 8, 8)}, {}):
-        try:
-            return create_model("cnn2d", num_classes=2, sampling_rate=100, **overrides)
-        except TypeError:
-            continue
-        except (KeyError, ValueError) as error:
-            if "cnn2d" in str(error) and not overrides:
-                pytest.skip(f"cnn2d is not registered yet: {error}")
-            continue
-    pytest.skip("could not build cnn2d through the registry")
+    # Through the registry, so that a registration that breaks fails here rather than skips.
+    from imn.models import create_model
+
+    return create_model("cnn2d", num_classes=2, sampling_rate=100, widths=(4, 8, 8))
 
 
 def test_gradcam_on_cnn2d_is_lead_resolved():
