@@ -19,7 +19,7 @@ from imn.reproduce.runner import run_dir
 logger = logging.getLogger("imn")
 
 # The explanation each kind of model is drawn with in the single-method figures.
-PRIMARY_METHOD = {"imn": "imn"}
+PRIMARY_METHOD = {"imn": "imn", "xecgnet": "attention", "xecgnet_ft": "attention"}
 BASELINE_PRIMARY = "gradcam"
 
 

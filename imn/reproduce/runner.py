@@ -27,7 +27,7 @@ from typing import Any
 
 from imn import provenance
 from imn.reproduce import tables
-from imn.reproduce.plan import Plan
+from imn.reproduce.plan import FINETUNED, Plan
 from imn.report import write_table
 from imn.train.progress import format_seconds
 
@@ -99,7 +99,9 @@ def train_stage(plan: Plan, out: Path) -> None:
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
-        summary = train_and_evaluate(plan.config(model, task), workdir)
+        stage_one = FINETUNED.get(model)
+        stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
+        summary = train_and_evaluate(plan.config(model, task, stage_one_dir), workdir)
         logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
                     summary["test"]["macro_auroc"])
 
@@ -141,6 +143,8 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models_explained}
     written = write_table(tables.classification_rows(runs), out / "table_classification",
                           tables.CLASSIFICATION_COLUMNS)
+    written += write_table(tables.per_class_rows(runs), out / "table_classification_per_class",
+                           tables.PER_CLASS_COLUMNS)
     written += write_table(tables.faithfulness_rows(explained), out / "table_faithfulness",
                            tables.metric_columns(tables.FAITHFULNESS_METRICS))
     if plan.source == "synthetic":
