@@ -137,6 +137,11 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     ``devices``: the devices of the data mesh (default: all local devices).
     """
     workdir = Path(workdir)
+    if config.attention.stage not in (1, 2):
+        raise ValueError(f"attention.stage must be 1 or 2, got {config.attention.stage}")
+    if config.attention.stage == 2 and not config.attention.init_from:
+        raise ValueError("attention.stage=2 fine-tunes a stage-1 run: set attention.init_from to "
+                         "its run folder (e.g. --set attention.init_from=runs/xecgnet)")
     workdir.mkdir(parents=True, exist_ok=True)
     if write_files:
         _write_or_check_config(config, workdir)
@@ -151,8 +156,6 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     mesh = make_mesh(devices)
     model = build_model(config, len(data.classes), rate, input_length)
     targets = None
-    if config.attention.stage not in (1, 2):
-        raise ValueError(f"attention.stage must be 1 or 2, got {config.attention.stage}")
     # Stage 2's starting point and heatmaps matter to training only; evaluation and
     # explanation (write_files=False) restore the run's own checkpoints and never need them.
     if config.attention.stage == 2 and write_files:
