@@ -121,9 +121,11 @@ _BUDGETS: dict[str, dict[str, Any]] = {
     ),
     # At most 15 minutes on a 2-core CPU for the synthetic default (measured: README.md).
     # Explains IMN and cnn2d only (the same encoder, so the paper's central comparison, and
-    # between them every method); the 1-D baselines are trained and evaluated.
+    # between them every method); the 1-D baselines are trained and evaluated. xECGNet's two
+    # stages, when asked for (--models), are explained too: their attention maps before and
+    # after fine-tuning are the point of running them.
     "quick": dict(
-        n_explain=6, synthetic_n=240, explained_models=("imn", "cnn2d"),
+        n_explain=6, synthetic_n=240, explained_models=("imn", "cnn2d", "xecgnet", "xecgnet_ft"),
         faithfulness=FaithfulnessSettings(
             steps=10, correlation_runs=20, infidelity_perturbations=8, sensitivity_samples=0,
             method_options={"kernel_shap": {"n_samples": 64, "segments": 4},
