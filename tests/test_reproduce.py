@@ -51,6 +51,7 @@ def test_xecgnet_before_and_after_fine_tuning_and_resnet34_are_opt_in_models(tmp
     plan = make_plan("quick", models=("imn", "resnet34_1d", "xecgnet", "xecgnet_ft"))
     assert plan.models_explained == ("imn", "xecgnet", "xecgnet_ft")
     assert plan.methods_for("xecgnet")[:2] == ("attention", "gradcam")
+    assert make_plan("quick", models=("xecgnet",), methods=("attention",)).methods_for("xecgnet") == ("attention",)
     assert "attention" not in plan.methods_for("resnet34_1d") and "gradcam" in plan.methods_for("resnet34_1d")
     stage_one = plan.config("xecgnet", "synthetic")
     assert stage_one.model.name == "xecgnet" and stage_one.attention.stage == 1

@@ -191,7 +191,7 @@ def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
                                            chosen_models.index(stage_one) > chosen_models.index(finetuned)):
             raise ValueError(f"model {finetuned!r} fine-tunes the {stage_one!r} run: list "
                              f"{stage_one!r} before it (e.g. --models {stage_one},{finetuned})")
-    chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + BASELINE_METHODS)))
+    chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + ATTENTION_METHODS)))
     overrides = list(budget["overrides"])
     faithfulness = budget["faithfulness"]
     if source == "synthetic":
