@@ -30,6 +30,7 @@ import numpy as np
 from flax import nnx
 
 from baselines.gradcam import gradcam_low_resolution
+from imn.explain.model_fns import split_eval
 
 logger = logging.getLogger("imn")
 
@@ -72,15 +73,14 @@ def label_heatmaps(model: nnx.Module, signals: np.ndarray, labels: np.ndarray, *
     max-normalised class activation map (Grad-CAM on ``model.features``).
 
     Args:
-      model: an xECGNet (any model with ``features``/``head``), used in evaluation mode.
+      model: an xECGNet (any model with ``features``/``head``), run in evaluation mode.
       signals: ``(N, L, leads)`` training records as the model reads them.
       labels: ``(N, K)`` 0/1 training labels.
     """
     labels = np.asarray(labels, np.float32)
     if labels.ndim != 2 or len(labels) != len(signals):
         raise ValueError(f"labels must be (N, K) for {len(signals)} records, got {labels.shape}")
-    model.eval()
-    graphdef, state = nnx.split(model)
+    graphdef, state = split_eval(model)  # an evaluation view; the caller's model is unchanged
     num_classes = labels.shape[1]
 
     @jax.jit
