@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 from baselines.resnet34 import ResNet34_1D
-from baselines.xecgnet import BACKBONE_WIDTHS, XECGNet, pooled_length
+from baselines.xecgnet import XECGNet, pooled_length
 from imn.models import MODEL_NAMES, count_params, create_model
 
 
