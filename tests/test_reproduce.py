@@ -46,6 +46,52 @@ def test_quick_explains_imn_and_its_twin_backbone_and_keeps_every_method():
     assert make_plan("cpu").models_explained == make_plan("cpu").models
 
 
+def test_xecgnet_before_and_after_fine_tuning_and_resnet34_are_opt_in_models(tmp_path):
+    assert make_plan("quick").models == ("imn", "cnn2d", "inception1d", "resnet1d_wang")
+    plan = make_plan("quick", models=("imn", "resnet34_1d", "xecgnet", "xecgnet_ft"))
+    assert plan.models_explained == ("imn", "xecgnet", "xecgnet_ft")
+    assert plan.methods_for("xecgnet")[:2] == ("attention", "gradcam")
+    assert make_plan("quick", models=("xecgnet",), methods=("attention",)).methods_for("xecgnet") == ("attention",)
+    assert "attention" not in plan.methods_for("resnet34_1d") and "gradcam" in plan.methods_for("resnet34_1d")
+    stage_one = plan.config("xecgnet", "synthetic")
+    assert stage_one.model.name == "xecgnet" and stage_one.attention.stage == 1
+    fine_tuned = plan.config("xecgnet_ft", "synthetic", stage_one_dir=str(tmp_path / "xecgnet"))
+    assert fine_tuned.model.name == "xecgnet" and fine_tuned.attention.stage == 2
+    assert fine_tuned.attention.init_from == str(tmp_path / "xecgnet")
+    # every other choice is the stage-1 run's: same recipe, data and budget
+    assert fine_tuned.optim == stage_one.optim and fine_tuned.data == stage_one.data
+    with pytest.raises(ValueError, match="give its folder"):
+        plan.config("xecgnet_ft", "synthetic")
+    with pytest.raises(ValueError, match="list 'xecgnet' before it"):
+        make_plan("quick", models=("xecgnet_ft", "xecgnet"))
+    with pytest.raises(ValueError, match="list 'xecgnet' before it"):
+        make_plan("quick", models=("imn", "xecgnet_ft"))
+
+
+def test_classification_tables_give_subset_accuracy_and_per_class_f1(tmp_path):
+    from imn.reproduce.tables import classification_rows, per_class_rows
+    from imn.train.metrics import choose_thresholds, summarize
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random((60, 3)) < 0.4).astype(float)
+    scores = labels * 0.5 + rng.random((60, 3))
+    thresholds = choose_thresholds(labels[:30], scores[:30])
+    test = summarize(labels[30:], scores[30:], thresholds=thresholds, n_boot=50,
+                     class_names=["AF", "PAC", "STE"])
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "metrics.json").write_text(json.dumps(
+        {"test": test, "best_val_macro_auroc": 0.7, "best_epoch": 1, "epochs_run": 2}))
+    (row,) = classification_rows({("cpsc2018", "xecgnet"): workdir})
+    assert row["test_subset_accuracy"] == pytest.approx(test["subset_accuracy"])
+    assert row["test_subset_accuracy_ci_low"] <= row["test_subset_accuracy"] <= row["test_subset_accuracy_ci_high"]
+    assert row["test_f1"] == pytest.approx(test["f1"])
+    rows = per_class_rows({("cpsc2018", "xecgnet"): workdir})
+    assert [r["class"] for r in rows] == ["AF", "PAC", "STE"]
+    assert [r["threshold"] for r in rows] == pytest.approx(thresholds.tolist())
+    assert np.mean([r["test_f1"] for r in rows]) == pytest.approx(test["f1"])
+
+
 def test_cost_table_gives_training_rate_of_models_that_were_not_explained(tmp_path):
     from imn.reproduce.tables import cost_rows
 

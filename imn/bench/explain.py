@@ -120,7 +120,7 @@ def evaluations_per_ecg(name: str, options: Mapping[str, Any] | None = None) -> 
     def option(method: str, key: str) -> int:
         return int(options.get(key, METHOD_DEFAULTS[method][key]))
 
-    if name == "imn":
+    if name in ("imn", "attention"):
         return 1, FORWARD
     if name in ("gradcam", "gradcam_x_input", "saliency", "input_x_gradient"):
         return 1, GRADIENT

@@ -19,6 +19,7 @@ import numpy as np
 
 from imn.data.sharding import make_mesh, replicated_sharding, shard_batch
 from imn.models import count_params, create_model
+from imn.train.attention import abn_auxiliary, has_attention_branch
 from imn.train.config import OptimConfig
 from imn.train.optim import make_optimizer
 from imn.train.steps import LossSpec, StepFunctions, TrainState, make_steps
@@ -77,8 +78,11 @@ def build_step_harness(model_name: str, x: np.ndarray, y: np.ndarray, *, samplin
     head = getattr(model, "head_type", "sigmoid")
     if class_weight is None:
         class_weight = np.ones(2 if head == "softmax" else labels_k, np.float32)
+    # An attention branch network (xecgnet) trains both branches, as in its stage 1.
+    auxiliary = abn_auxiliary(1.0) if has_attention_branch(model) else None
     spec = LossSpec(head=head, class_weight=np.asarray(class_weight, np.float32),
-                    weight_l1=weight_l1 if hasattr(model, "generate") else 0.0)
+                    weight_l1=weight_l1 if hasattr(model, "generate") else 0.0,
+                    auxiliary=auxiliary)
     params = count_params(model)
     mesh = make_mesh()
     tx = make_optimizer(OptimConfig(), steps_per_epoch=100, epochs=100)

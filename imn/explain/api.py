@@ -17,6 +17,11 @@ Methods (options with their defaults; ``chunk_size`` = ECGs or path points per m
   ``model.head`` (:mod:`baselines.gradcam`): lead-agnostic for 1-D feature maps, lead-resolved
   for 2-D ones (cnn2d); ``gradcam_x_input`` multiplies the map by the input (signed).
   Options: ``normalize=False`` (True: each map scaled to max 1), ``chunk_size=64``.
+* ``attention`` -- the attention map an attention branch network (xECGNet) computes for
+  itself, ``model.attention_map(x) (B, T')`` in (0, 1), upsampled to ``L`` as Grad-CAM is
+  and repeated over the leads. It is the same map for every class (the target is checked,
+  not used): what the perception branch was made to look at, not evidence for one class.
+  Options: ``chunk_size=64``.
 * ``saliency`` -- ``d s_t / d x``. Options: ``absolute=False``, ``chunk_size=64``.
 * ``input_x_gradient`` -- ``x * d s_t / d x``. Options: ``chunk_size=64``.
 * ``integrated_gradients`` -- options ``baseline=None`` (zeros; or a number, ``"zero"``, an
@@ -70,6 +75,7 @@ METHODS = (
     "imn",
     "gradcam",
     "gradcam_x_input",
+    "attention",
     "saliency",
     "input_x_gradient",
     "integrated_gradients",
@@ -86,6 +92,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "imn": {"chunk_size": _CHUNK},
     "gradcam": {"normalize": False, "chunk_size": _CHUNK},
     "gradcam_x_input": {"normalize": False, "chunk_size": _CHUNK},
+    "attention": {"chunk_size": _CHUNK},
     "saliency": {"absolute": False, "chunk_size": _CHUNK},
     "input_x_gradient": {"chunk_size": _CHUNK},
     "integrated_gradients": {
@@ -136,6 +143,12 @@ def _check_applicable(method: str, model: Any) -> None:
             f"{name} has no generate(); method='imn' reads the linear model an IMN writes for "
             f"each ECG and only explains IMN models. Explain {name} post hoc, e.g. with "
             f"'gradcam', 'integrated_gradients', 'gradient_shap' or 'kernel_shap'."
+        )
+    if method == "attention" and not callable(getattr(model, "attention_map", None)):
+        raise ValueError(
+            f"{name} has no attention_map(); method='attention' reads the attention map of an "
+            f"attention branch network (xecgnet). Explain {name} with e.g. 'gradcam' or "
+            f"'integrated_gradients'."
         )
     if method in ("gradcam", "gradcam_x_input"):
         has_features = callable(getattr(model, "features", None)) and callable(
@@ -272,6 +285,15 @@ def _attribute_jit(
     if method == "imn":
         attribution, _ = _imn_parts(model_def, state, x, target, head, options["chunk_size"])
         return attribution
+    if method == "attention":
+        length, leads = x.shape[1], x.shape[2]
+
+        def one_group(xs: Array) -> Array:
+            maps = apply_method(model_def, state, "attention_map", xs).astype(jnp.float32)
+            maps = gradcam_lib.upsample_time(maps, length)  # (n, L)
+            return jnp.broadcast_to(maps[:, :, None], (*maps.shape, leads))
+
+        return gradients_lib.map_batches(one_group, x, options["chunk_size"])
     if method in ("gradcam", "gradcam_x_input"):
 
         def features_fn(inputs: Array) -> Array:

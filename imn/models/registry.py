@@ -68,6 +68,8 @@ _BUILDERS: dict[str, Callable[..., nnx.Module]] = {
     "inception1d": _lazy("baselines.inception1d", "Inception1D"),
     "resnet1d_wang": _lazy("baselines.resnet1d", "ResNet1dWang"),
     "xresnet1d101": _lazy("baselines.resnet1d", "XResNet1d101"),
+    "resnet34_1d": _lazy("baselines.resnet34", "ResNet34_1D"),
+    "xecgnet": _lazy("baselines.xecgnet", "XECGNet"),
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)

@@ -34,7 +34,7 @@ from imn.reproduce.plan import Plan, run_dir
 logger = logging.getLogger("imn")
 
 # The explanation each kind of model is drawn with in the single-method figures.
-PRIMARY_METHOD = {"imn": "imn"}
+PRIMARY_METHOD = {"imn": "imn", "xecgnet": "attention", "xecgnet_ft": "attention"}
 BASELINE_PRIMARY = "gradcam"
 # Class names that mean "no finding": an example ECG of such a class shows nothing to find.
 _NORMAL_NAMES = ("NORM", "normal", "not_")

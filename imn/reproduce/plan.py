@@ -37,6 +37,11 @@ def run_dir(out: Path, task: str, model: str) -> Path:
 # Binary tasks first (the paper's), then the 5-class multi-label one.
 PTBXL_TASKS = ("norm_vs_mi", "norm_vs_sttc", "norm_vs_cd", "norm_vs_hyp", "superdiagnostic")
 MODELS = ("imn", "cnn2d", "inception1d", "resnet1d_wang")
+# Comparison systems a reproduction runs when asked (``--models``): the CPSC 2018 study's
+# ResNet34-1D, and xECGNet before (``xecgnet``, stage 1) and after (``xecgnet_ft``, stage 2,
+# fine-tuned from that task's ``xecgnet`` run) its attention-map fine-tuning.
+EXTRA_MODELS = ("resnet34_1d", "xecgnet", "xecgnet_ft")
+FINETUNED = {"xecgnet_ft": "xecgnet"}  # run name -> the stage-1 run it fine-tunes
 
 # Which explanation methods each kind of model gets. IMN's own explanation needs
 # ``generate``; Grad-CAM needs a feature map (every baseline, not IMN).
@@ -46,8 +51,18 @@ IMN_METHODS = ("imn",) + COMMON_METHODS
 BASELINE_METHODS = ("gradcam", "gradcam_x_input") + COMMON_METHODS
 
 
+ATTENTION_METHODS = ("attention",) + BASELINE_METHODS
+
+
 def applicable_methods(model: str) -> tuple[str, ...]:
-    return IMN_METHODS if model.startswith("imn") else BASELINE_METHODS
+    if model.startswith("imn"):
+        return IMN_METHODS
+    return ATTENTION_METHODS if model.startswith("xecgnet") else BASELINE_METHODS
+
+
+def registry_name(model: str) -> str:
+    """The registered model a plan's run trains (``xecgnet_ft`` is a stage-2 xecgnet)."""
+    return FINETUNED.get(model, model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +90,15 @@ class Plan:
         """The explanation methods scored for ``model``: those that apply to it, in order."""
         return tuple(m for m in applicable_methods(model) if self.methods is None or m in self.methods)
 
-    def config(self, model: str, task: str) -> TrainConfig:
-        """The training config of one run."""
-        config = imn_paper_recipe(self.preset, model=model, task=task)
+    def config(self, model: str, task: str, stage_one_dir: str | None = None) -> TrainConfig:
+        """The training config of one run; a fine-tuned run (``xecgnet_ft``) needs the
+        folder of the stage-1 run it starts from."""
+        config = imn_paper_recipe(self.preset, model=registry_name(model), task=task)
         overrides = [f"data.source={self.source}", *self.train_overrides]
+        if model in FINETUNED:
+            if stage_one_dir is None:
+                raise ValueError(f"{model} fine-tunes a {FINETUNED[model]} run; give its folder")
+            overrides += ["attention.stage=2", f"attention.init_from={stage_one_dir}"]
         if self.root is not None:
             overrides.append(f"data.root={self.root}")
         return apply_overrides(config, overrides)
@@ -107,9 +127,11 @@ _BUDGETS: dict[str, dict[str, Any]] = {
     ),
     # At most 15 minutes on a 2-core CPU for the synthetic default (measured: README.md).
     # Explains IMN and cnn2d only (the same encoder, so the paper's central comparison, and
-    # between them every method); the 1-D baselines are trained and evaluated.
+    # between them every method); the 1-D baselines are trained and evaluated. xECGNet's two
+    # stages, when asked for (--models), are explained too: their attention maps before and
+    # after fine-tuning are the point of running them.
     "quick": dict(
-        n_explain=6, synthetic_n=240, explained_models=("imn", "cnn2d"),
+        n_explain=6, synthetic_n=240, explained_models=("imn", "cnn2d", "xecgnet", "xecgnet_ft"),
         faithfulness=FaithfulnessSettings(
             steps=10, correlation_runs=20, infidelity_perturbations=8, sensitivity_samples=0,
             method_options={"kernel_shap": {"n_samples": 64, "segments": 4},
@@ -169,8 +191,13 @@ def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
         chosen_tasks = _restrict("task", tasks, source_tasks(source))
     else:
         chosen_tasks = _restrict("task", tasks, all_tasks)
-    chosen_models = _restrict("model", models, MODELS)
-    chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + BASELINE_METHODS)))
+    chosen_models = MODELS if not models else _restrict("model", models, MODELS + EXTRA_MODELS)
+    for finetuned, stage_one in FINETUNED.items():
+        if finetuned in chosen_models and (stage_one not in chosen_models or
+                                           chosen_models.index(stage_one) > chosen_models.index(finetuned)):
+            raise ValueError(f"model {finetuned!r} fine-tunes the {stage_one!r} run: list "
+                             f"{stage_one!r} before it (e.g. --models {stage_one},{finetuned})")
+    chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + ATTENTION_METHODS)))
     overrides = list(budget["overrides"])
     faithfulness = budget["faithfulness"]
     if source == "synthetic":
@@ -213,4 +240,4 @@ def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, .
     return tuple(chosen)
 
 
-__all__ = ["MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods", "make_plan"]
+__all__ = ["EXTRA_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods", "make_plan", "registry_name"]

@@ -29,7 +29,7 @@ from typing import Any
 from imn import atomic, provenance
 from imn.reproduce import tables
 from imn.reproduce.figures import figures_stage
-from imn.reproduce.plan import Plan, run_dir
+from imn.reproduce.plan import FINETUNED, Plan, run_dir
 from imn.report import write_table
 from imn.train.progress import format_seconds
 
@@ -99,7 +99,10 @@ def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
-        summary = train_and_evaluate(plan.config(model, task), workdir, allow_data_move=allow_data_move)
+        stage_one = FINETUNED.get(model)
+        stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
+        summary = train_and_evaluate(plan.config(model, task, stage_one_dir), workdir,
+                                     allow_data_move=allow_data_move)
         logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
                     summary["test"]["macro_auroc"])
 
@@ -146,6 +149,8 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     written = write_table(rows, out / "table_classification", tables.CLASSIFICATION_COLUMNS,
                           caption=tables.classification_caption(rows, bootstrap),
                           one_format_per_column=True)
+    written += write_table(tables.per_class_rows(runs), out / "table_classification_per_class",
+                           tables.PER_CLASS_COLUMNS, one_format_per_column=True)
     rows = tables.faithfulness_rows(explained)
     written += write_table(rows, out / "table_faithfulness",
                            tables.metric_columns(tables.FAITHFULNESS_METRICS),

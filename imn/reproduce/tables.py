@@ -8,8 +8,11 @@ model names): curves that stay flat (a saturated output does not move when featu
 inserted or deleted), metrics that are the same on every ECG because the output does not
 respond to perturbation, and the random control's by-construction values.
 
-* :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 with 95%
-  bootstrap CIs, validation AUROC, test records and positives.
+* :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 and (for a
+  multi-label task) subset accuracy with 95% bootstrap CIs, validation AUROC, test records and
+  positives. F1 and subset accuracy use per-class thresholds chosen on the validation split.
+* :func:`per_class_rows`: per task, model and class, the validation threshold and the test
+  F1, precision, recall and AUROC.
 * :func:`faithfulness_rows` / :func:`localisation_rows`: per model and method, from each
   explained run's ``faithfulness_test.json``.
 * :func:`cost_rows`: explanation ms and model evaluations per ECG, training samples/s.
@@ -65,9 +68,11 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
         metrics = json.loads(path.read_text())
         test = metrics["test"]
         row: dict[str, Any] = {"task": task, "model": model}
-        for key in ("macro_auroc", "macro_auprc", "f1"):
+        for key in ("macro_auroc", "macro_auprc", "f1", "subset_accuracy"):
             for suffix in ("", *CI_SUFFIXES):
-                row[f"test_{key}{suffix}"] = float(test[key + suffix])
+                # Binary tasks have no subset accuracy, runs older than it no CI: NaN.
+                value = test.get(key + suffix)
+                row[f"test_{key}{suffix}"] = float("nan") if value is None else float(value)
         row["val_macro_auroc"] = float(metrics["best_val_macro_auroc"])
         row["best_epoch"] = metrics["best_epoch"]
         row["epochs_run"] = metrics["epochs_run"]
@@ -77,11 +82,39 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
     return rows
 
 
+def per_class_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:
+    """One row per finished run and class: the threshold chosen on validation and the test
+    F1, precision, recall and AUROC at it (NaN where undefined)."""
+    rows = []
+    for (task, model), workdir in runs.items():
+        path = workdir / "metrics.json"
+        if not path.exists():
+            continue
+        for name, entry in json.loads(path.read_text())["test"]["per_class"].items():
+            row: dict[str, Any] = {"task": task, "model": model, "class": name,
+                                   "test_positives": entry["positives"]}
+            for key in ("threshold", "f1", "precision", "recall", "auroc"):
+                value = entry.get(key)
+                row[key if key == "threshold" else f"test_{key}"] = (
+                    float("nan") if value is None else float(value))
+            rows.append(row)
+    return rows
+
+
+PER_CLASS_COLUMNS = [
+    ("task", "task"), ("model", "model"), ("class", "class"),
+    ("threshold", "threshold (validation)"), ("test_f1", "test F1"),
+    ("test_precision", "test precision"), ("test_recall", "test recall"),
+    ("test_auroc", "test AUROC"), ("test_positives", "test positives"),
+]
+
+
 CLASSIFICATION_COLUMNS = [
     ("task", "task"), ("model", "model"),
     ("test_macro_auroc", "test macro AUROC [95% CI]"),
     ("test_macro_auprc", "test macro AUPRC [95% CI]"),
-    ("test_f1", "test F1 [95% CI]"),
+    ("test_f1", "test macro F1 [95% CI]"),
+    ("test_subset_accuracy", "test subset accuracy [95% CI]"),
     ("val_macro_auroc", "val macro AUROC"),
     ("test_records", "test records"), ("test_positives", "test positives"),
 ]

@@ -85,10 +85,29 @@ class OptimConfig:
 
 
 @dataclasses.dataclass
+class AttentionConfig:
+    """xECGNet's two training stages (read only for models with an attention branch).
+
+    Stage 1 trains the attention branch network as ABN does: the perception branch's BCE
+    plus ``branch_weight`` times the attention branch's own BCE. Stage 2 fine-tunes the
+    best checkpoint of the stage-1 run in ``init_from`` with, in addition,
+    ``gamma * sum_t |heatmap - attention|`` per record, the heatmap being the stage-1 model's
+    class activation maps of the record's true labels, averaged over those labels (computed
+    once, on the training split only; see :mod:`imn.train.attention`).
+    """
+
+    stage: int = 1
+    init_from: str | None = None  # stage 2: the stage-1 run folder
+    branch_weight: float = 1.0
+    gamma: float = 1e-4  # the authors' value
+
+
+@dataclasses.dataclass
 class TrainConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    attention: AttentionConfig = dataclasses.field(default_factory=AttentionConfig)
     batch_size: int = 64
     eval_batch_size: int = 256
     epochs: int = 100

@@ -512,11 +512,13 @@ def _bootstrap_replicates(
 
     Returns ``{"auroc": (n_boot, K), "auprc": (n_boot, K)}`` (NaN where a resample has a
     single label for the class) and, if ``predictions`` (N, K) bool is given, the
-    threshold metrics of :func:`_rates` as (n_boot, K) arrays under ``"rates"``.
+    threshold metrics of :func:`_rates` as (n_boot, K) arrays under ``"rates"`` and the
+    subset accuracy (exact-match ratio) as an (n_boot,) array under ``"subset_accuracy"``.
     """
     n_records, n_classes = labels.shape
     groups = [_tie_groups(scores[:, k]) for k in range(n_classes)]
-    auroc_chunks, auprc_chunks, confusion_chunks = [], [], []
+    auroc_chunks, auprc_chunks, confusion_chunks, exact_chunks = [], [], [], []
+    exact = None if predictions is None else np.all(labels == predictions, axis=1).astype(np.float64)
     for weights in _multiplicity_chunks(n_records, n_boot, seed):
         auroc = np.empty((weights.shape[0], n_classes))
         auprc = np.empty_like(auroc)
@@ -531,10 +533,12 @@ def _bootstrap_replicates(
         auprc_chunks.append(auprc)
         if predictions is not None:
             confusion_chunks.append(_confusion(labels, predictions, weights))
+            exact_chunks.append(weights @ exact / weights.sum(axis=1))
     result = {"auroc": np.concatenate(auroc_chunks), "auprc": np.concatenate(auprc_chunks)}
     if predictions is not None:
         counts = [np.concatenate([c[i] for c in confusion_chunks]) for i in range(4)]
         result["rates"] = _rates(*counts)
+        result["subset_accuracy"] = np.concatenate(exact_chunks)
     return result
 
 
@@ -624,7 +628,7 @@ def summarize(
       auroc_ci_low, auroc_ci_high, auprc, auprc_ci_low, auprc_ci_high, bootstrap_skipped}},
       and with thresholds: ``f1``, ``accuracy``, ``balanced_accuracy``, ``mcc`` (macro over
       classes, each with ``_ci_low`` / ``_ci_high``), ``micro_f1``, ``samples_f1`` and
-      ``subset_accuracy`` (K > 1), and per-class threshold, f1, precision, recall,
+      ``subset_accuracy`` (K > 1, with ``_ci_low`` / ``_ci_high``), and per-class threshold, f1, precision, recall,
       specificity, accuracy, balanced_accuracy, mcc. Also ``bootstrap`` {n_boot, seed,
       alpha}.
     """
@@ -664,6 +668,7 @@ def summarize(
         if predictions is not None:
             for name in ("f1", "accuracy", "balanced_accuracy", "mcc"):
                 rate_ci[name] = percentile_interval(replicates["rates"][name].mean(axis=1), alpha)
+            rate_ci["subset_accuracy"] = percentile_interval(replicates["subset_accuracy"], alpha)
 
     summary: dict[str, Any] = {
         "n_records": int(n_records),
@@ -708,6 +713,9 @@ def summarize(
         if "samples" in fixed:
             summary["samples_f1"] = _json_float(fixed["samples"]["f1"])
             summary["subset_accuracy"] = _json_float(fixed["samples"]["subset_accuracy"])
+            low, high = rate_ci.get("subset_accuracy", nan_pair)
+            summary["subset_accuracy_ci_low"] = _json_float(low)
+            summary["subset_accuracy_ci_high"] = _json_float(high)
     summary["per_class"] = per_class_summary
     summary["bootstrap"] = {"n_boot": int(n_boot), "seed": int(seed), "alpha": float(alpha)}
     return summary

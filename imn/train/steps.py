@@ -38,6 +38,10 @@ class LossSpec:
     head: str  # 'sigmoid' or 'softmax'
     class_weight: np.ndarray  # (K,) BCE pos_weight, or (2,) CE class weights
     weight_l1: float  # lambda for mean|W| (IMN only; 0 disables)
+    # Optional extra training terms (e.g. xECGNet's attention branch, imn.train.attention):
+    # ``auxiliary(model, x, batch, task_loss) -> (logits, extra_loss)`` replaces the plain
+    # forward pass in the training step; evaluation is unchanged.
+    auxiliary: Callable[..., tuple[jax.Array, jax.Array]] | None = None
 
 
 def forward(model: nnx.Module, x: jax.Array, compute_dtype: jnp.dtype = jnp.float32,
@@ -116,13 +120,18 @@ def make_steps(
             # Models may draw dropout from a 'dropout' stream or the 'default' one.
             step_key = jax.random.fold_in(dropout_key, state.step)
             nnx.reseed(model, dropout=step_key, default=step_key)
-            logits, weight_penalty = forward(model, batch["x"], dtype)
+            if loss_spec.auxiliary is None:
+                logits, weight_penalty = forward(model, batch["x"], dtype)
+                extra = jnp.zeros((), jnp.float32)
+            else:
+                logits, extra = loss_spec.auxiliary(model, batch["x"].astype(dtype), batch, task_loss)
+                weight_penalty = jnp.zeros((), jnp.float32)
             loss = task_loss(logits, batch["y"], batch["mask"])
-            total = loss + loss_spec.weight_l1 * weight_penalty
+            total = loss + loss_spec.weight_l1 * weight_penalty + extra
             new_stats = _cast_floating(nnx.state(model, nnx.BatchStat), jnp.float32)
-            return total, (loss, weight_penalty, new_stats)
+            return total, (loss, weight_penalty, new_stats, extra)
 
-        (total, (loss, penalty, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (total, (loss, penalty, new_stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         grads = _cast_floating(grads, jnp.float32)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -131,6 +140,7 @@ def make_steps(
             "loss": total,
             "task_loss": loss,
             "weight_l1": penalty,
+            "auxiliary_loss": extra,
             "grad_norm": optax.tree.norm(grads),
         }
         return new_state, metrics

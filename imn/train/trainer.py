@@ -33,9 +33,8 @@ from imn import atomic, provenance
 from imn.data.pipeline import BatchLoader, aggregate_windows, sliding_windows
 from imn.data.sharding import make_mesh, replicated_sharding
 from imn.models import create_model
-from imn.train import losses, metrics
 from imn.errors import ConfigError
-from imn.train import run_folder
+from imn.train import attention, losses, metrics, run_folder
 from imn.train.checkpoint import CheckpointError, RunCheckpoints
 from imn.train.config import TrainConfig
 from imn.train.data import TaskData, prepare_task_data
@@ -97,7 +96,10 @@ def build_model(config: TrainConfig, num_labels: int, sampling_rate: int, input_
     )
 
 
-def loss_spec_for(model, config: TrainConfig, train_labels: np.ndarray) -> LossSpec:
+def loss_spec_for(model, config: TrainConfig, train_labels: np.ndarray,
+                  attention_targets: np.ndarray | None = None) -> LossSpec:
+    """Task loss of ``model``; for an attention branch network (xECGNet) also its branch's
+    BCE and, with ``attention_targets`` (stage 2), the attention regulariser."""
     head = getattr(model, "head_type", "sigmoid")
     if head == "softmax":
         weights = losses.balanced_class_weights(train_labels)
@@ -106,7 +108,11 @@ def loss_spec_for(model, config: TrainConfig, train_labels: np.ndarray) -> LossS
     else:
         weights = np.ones(train_labels.shape[1], np.float32)
     l1 = config.optim.weight_l1 if hasattr(model, "generate") else 0.0
-    return LossSpec(head=head, class_weight=weights, weight_l1=l1)
+    auxiliary = None
+    if attention.has_attention_branch(model):
+        gamma = config.attention.gamma if attention_targets is not None else 0.0
+        auxiliary = attention.abn_auxiliary(config.attention.branch_weight, gamma, attention_targets)
+    return LossSpec(head=head, class_weight=weights, weight_l1=l1, auxiliary=auxiliary)
 
 
 @dataclasses.dataclass
@@ -142,6 +148,11 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     and the model was built, so a command with a bad argument leaves no run folder behind.
     """
     workdir = Path(workdir)
+    if config.attention.stage not in (1, 2):
+        raise ConfigError(f"attention.stage must be 1 or 2, got {config.attention.stage}")
+    if config.attention.stage == 2 and not config.attention.init_from:
+        raise ConfigError("attention.stage=2 fine-tunes a stage-1 run: set attention.init_from to "
+                          "its run folder (e.g. --set attention.init_from=runs/xecgnet)")
     if write_files:
         _check_config(config, workdir)
     data = prepare_task_data(config.data, seed=config.seed)
@@ -157,7 +168,15 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
 
     mesh = make_mesh(devices)
     model = build_model(config, len(data.classes), rate, input_length)
-    spec = loss_spec_for(model, config, data.train.labels)
+    targets = None
+    # Stage 2's starting point and heatmaps matter to training only; evaluation and
+    # explanation (write_files=False) restore the run's own checkpoints and never need them.
+    if config.attention.stage == 2 and write_files:
+        if not attention.has_attention_branch(model):
+            raise ValueError(f"attention.stage=2 fine-tunes an attention map; model "
+                             f"{config.model.name!r} has none (use xecgnet)")
+        targets = attention.prepare_finetuning(model, config, data, input_length, workdir, crop)
+    spec = loss_spec_for(model, config, data.train.labels, targets)
     train_loader = BatchLoader(
         data.train.signals, data.train.labels, batch_size=config.batch_size, mesh=mesh,
         shuffle=True, drop_remainder=True, seed=config.seed, crop_length=crop,

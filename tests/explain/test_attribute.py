@@ -177,11 +177,16 @@ def test_every_method_returns_a_float32_map_of_the_input_shape():
         "kernel_shap": {"segments": 2, "n_samples": 32},
     }
     for method in METHODS:
-        if method == "imn":
+        if method in ("imn", "attention"):  # need an IMN / an attention branch network
             continue
         attribution = attribute(method, model, x, 1, **extra.get(method, {}))
         assert attribution.shape == x.shape and attribution.dtype == jnp.float32, method
         assert bool(jnp.isfinite(attribution).all()), method
+
+
+def test_attention_needs_an_attention_branch_network():
+    with pytest.raises(ValueError, match="no attention_map.*xecgnet"):
+        attribute("attention", FeatureNet(2, rngs=nnx.Rngs(0)), ecgs(2), 1)
 
 
 def test_target_as_int_and_as_array():

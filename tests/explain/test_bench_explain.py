@@ -114,6 +114,7 @@ def test_non_applicable_methods_are_reported(explain_rows):
         row = explain_rows[method]
         assert row["ms_per_ecg"] is None and row["fraction_of_limit"] is None
         assert row["note"].startswith("not applicable") and "feature map" in row["note"]
+    assert explain_rows["attention"]["note"].startswith("not applicable")  # no attention branch
     table = format_table(list(explain_rows.values()))
     assert "imn 100 Hz gradcam: not applicable" in table
     # the paper's cost table keeps measured rows only: no Grad-CAM for an IMN

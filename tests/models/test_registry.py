@@ -50,7 +50,7 @@ def test_count_params_counts_only_params():
 def test_known_names():
     assert set(MODEL_NAMES) == {
         "imn", "imn_softmax", "imn_direct", "cnn2d", "inception1d", "resnet1d_wang",
-        "xresnet1d101",
+        "xresnet1d101", "resnet34_1d", "xecgnet",
     }
 
 

@@ -360,3 +360,27 @@ def test_summarize_binary_without_bootstrap_or_thresholds():
     json.dumps(summary, allow_nan=False)
     with pytest.raises(ValueError, match="class names"):
         metrics.summarize(y, p1, n_boot=0, class_names=["a", "b"])
+
+
+def test_multilabel_metrics_of_the_cpsc_studies_against_sklearn():
+    """Subset accuracy (with its bootstrap CI), per-class F1 and macro F1 at thresholds chosen
+    on a separate validation split, as xECGNet and the ResNet34 study report them."""
+    labels, scores = _multilabel(250, 9, seed=21)
+    val_labels, val_scores = _multilabel(150, 9, seed=22)
+    thresholds = metrics.choose_thresholds(val_labels, val_scores)
+    names = [f"c{k}" for k in range(9)]
+    summary = metrics.summarize(labels, scores, thresholds=thresholds, n_boot=200, seed=3,
+                                class_names=names)
+    predictions = scores >= thresholds
+    assert summary["subset_accuracy"] == pytest.approx(skm.accuracy_score(labels, predictions))
+    assert summary["f1"] == pytest.approx(
+        skm.f1_score(labels, predictions, average="macro", zero_division=0))
+    per_class = skm.f1_score(labels, predictions, average=None, zero_division=0)
+    assert [summary["per_class"][n]["f1"] for n in names] == pytest.approx(per_class.tolist())
+
+    def sklearn_subset_accuracy(y, s):
+        return skm.accuracy_score(y, s >= thresholds)
+
+    generic = metrics.bootstrap_ci(sklearn_subset_accuracy, labels, scores, n_boot=200, seed=3)
+    np.testing.assert_allclose(
+        [summary["subset_accuracy_ci_low"], summary["subset_accuracy_ci_high"]], generic, atol=1e-12)
