@@ -74,27 +74,32 @@ def max_pool(x: jax.Array, axis: int, window: int, stride: int,
 
 
 def _max_pool_fwd(x, axis, window, stride, padding):
-    y = max_pool(x, axis, window, stride, padding)
-    return y, (x, y)
+    return max_pool(x, axis, window, stride, padding), x
 
 
-def _max_pool_bwd(axis, window, stride, padding, residuals, g):
-    x, y = residuals
+def _max_pool_bwd(axis, window, stride, padding, x, g):
     taps = _window_taps(x, axis, window, stride, padding)
+    # The winner of each window is found by comparing the taps with one another, never
+    # with the saved output: XLA may recompute x in the backward pass in another fusion,
+    # and a last-bit difference against a saved maximum would drop the window's gradient.
+    # Strictly greater keeps the first maximum, as select-and-scatter does.
+    best, winner = taps[0], jnp.zeros(taps[0].shape, jnp.int8)
+    for j, tap in enumerate(taps[1:], start=1):
+        better = tap > best
+        best = jnp.where(better, tap, best)
+        winner = jnp.where(better, jnp.int8(j), winner)
     length = x.shape[axis]
     low, high = padding
     padded_len = length + low + high
+    out_len = g.shape[axis]
+    zero = jnp.zeros((), g.dtype)
     grad_padded = None
-    taken = jnp.zeros(y.shape, bool)
-    for j, tap in enumerate(taps):
-        wins = (tap == y) & ~taken  # first maximum in window order, as select-and-scatter
-        taken = taken | wins
-        contribution = jnp.where(wins, g, jnp.zeros((), g.dtype))
+    for j in range(window):
+        contribution = jnp.where(winner == j, g, zero)
         # Back onto the padded axis: sample i*stride + j, zeros elsewhere (interior padding).
         config = [(0, 0, 0)] * x.ndim
-        out_len = y.shape[axis]
         config[axis] = (j, padded_len - j - ((out_len - 1) * stride + 1), stride - 1)
-        spread = jax.lax.pad(contribution, jnp.zeros((), g.dtype), config)
+        spread = jax.lax.pad(contribution, zero, config)
         grad_padded = spread if grad_padded is None else grad_padded + spread
     grad = jax.lax.slice_in_dim(grad_padded, low, low + length, axis=axis)
     return (grad,)
