@@ -128,7 +128,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data:
         overrides = _data_overrides(args.data, overrides)
     config = load_config(args.config, overrides)
-    summary = train_and_evaluate(config, args.workdir)
+    from baselines.tabular import is_tabular
+
+    if is_tabular(config.model.name):  # the clinical-feature route: features + classical model
+        from baselines.tabular import train_and_evaluate as train_tabular
+
+        summary = train_tabular(config, args.workdir)
+    else:
+        summary = train_and_evaluate(config, args.workdir)
     test = summary["test"]
     print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
                       "val_macro_auroc": summary["best_val_macro_auroc"],
