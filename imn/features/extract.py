@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 FEATURES_VERSION = 1
 # Records measured together: bounds the (beats, W, 12) gather blocks to ~100 MB at 500 Hz.
 _BLOCK = 128
+# Records per delineation task (a worker process's unit of work; also the progress step).
+_DELINEATE_CHUNK = 16
 
 
 @dataclasses.dataclass
@@ -111,6 +113,40 @@ class FeatureTable:
                                    fiducial_leads=self.fiducial_leads[rows])
 
 
+def _delineate_rows(signals: np.ndarray, rate: int, leads: tuple[str, ...]):
+    """``(fiducials or None, lead used, failure reason or None)`` per record of a chunk."""
+    out = []
+    for record in bandpass(signals, rate):
+        try:
+            fid, lead = delineate_best(record, rate, leads)
+            out.append((fid, lead, None))
+        except DelineationError as err:
+            out.append((None, "", str(err)))
+    return out
+
+
+def _delineate_all(signals: np.ndarray, rate: int, leads: tuple[str, ...], workers: int):
+    """Yield ``(rows, results)`` chunk by chunk, in order."""
+    n = len(signals)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    chunk = _DELINEATE_CHUNK
+    starts = range(0, n, chunk)
+    if workers == 1 or n <= chunk:
+        for start in starts:
+            yield range(start, min(start + chunk, n)), _delineate_rows(signals[start:start + chunk], rate, leads)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    # spawn, not fork: the parent may already run JAX's threads.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_delineate_rows, np.ascontiguousarray(signals[s:s + chunk]), rate, leads)
+                   for s in starts]
+        for start, future in zip(starts, futures):
+            yield range(start, min(start + chunk, n)), future.result()
+
+
 def _cache_key(signals: np.ndarray, sampling_rate: int, fiducial_leads: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"version": FEATURES_VERSION, "rate": sampling_rate,
@@ -167,6 +203,7 @@ def extract_features(
     use_cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
     record_names: list[str] | None = None,
+    workers: int = 1,
 ) -> FeatureTable:
     """Clinical features of ECGs ``(N, L, 12)`` in mV (leads in ``LEADS`` order), any rate.
 
@@ -179,6 +216,9 @@ def extract_features(
       progress: show a tqdm bar (records/s, ETA, failures so far).
       use_cache / cache_dir: see the module docstring.
       record_names: names for the failure log (default ``row <i>``).
+      workers: processes for the delineation (NeuroKit2 is single-threaded Python, ~all of
+        the time); started with ``spawn``, so a calling script needs the
+        ``if __name__ == "__main__":`` guard. Results do not depend on it.
     """
     signals = np.asarray(signals)
     if signals.ndim != 3 or signals.shape[2] != NUM_LEADS:
@@ -211,24 +251,22 @@ def extract_features(
     bar = tqdm(total=n, desc=f"clinical features {sampling_rate} Hz", unit="rec",
                disable=not progress)
     try:
+        # Pass 1: delineation (NeuroKit2, per record; ~all the time), in worker processes
+        # if asked. Pass 2: measurements, vectorised over a block of records at a time.
+        for rows, results in _delineate_all(signals, sampling_rate, fiducial_leads, workers):
+            for row, (fid, lead, reason) in zip(rows, results):
+                tables[row], lead_used[row] = fid, lead
+                if reason is not None:
+                    reasons[row] = reason
+                else:
+                    global_values[row] = global_features(fid, sampling_rate)
+            bar.update(len(rows))
+            if reasons:
+                bar.set_postfix(failed=len(reasons), refresh=False)
         for start in range(0, n, _BLOCK):
             filtered = bandpass(signals[start:start + _BLOCK], sampling_rate)
-            block: list[np.ndarray | None] = []
-            for offset, record in enumerate(filtered):
-                row = start + offset
-                try:
-                    fid, lead_used[row] = delineate_best(record, sampling_rate, fiducial_leads)
-                except DelineationError as err:
-                    reasons[row] = str(err)
-                    fid = None
-                tables[row] = fid
-                block.append(fid)
-                if fid is not None:
-                    global_values[row] = global_features(fid, sampling_rate)
-                bar.update(1)
-                if reasons:
-                    bar.set_postfix(failed=len(reasons), refresh=False)
-            per_lead[start:start + len(block)] = lead_features(filtered, block, sampling_rate)
+            per_lead[start:start + len(filtered)] = lead_features(
+                filtered, tables[start:start + len(filtered)], sampling_rate)
     finally:
         bar.close()
 

@@ -127,3 +127,12 @@ def test_bad_input_is_named():
         extract_features(signals, RATE, use_cache=False)
     with pytest.raises(ValueError, match="fiducial_leads"):
         extract_features(np.zeros((1, 1000, 12)), RATE, fiducial_leads=("X",), use_cache=False)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_table():
+    dataset = make_synthetic(20, RATE, seed=2, difficulty=EASY_DIFFICULTY)
+    serial = extract_features(dataset.signals, RATE, progress=False, use_cache=False)
+    parallel = extract_features(dataset.signals, RATE, progress=False, use_cache=False, workers=2)
+    np.testing.assert_array_equal(serial.values, parallel.values)
+    np.testing.assert_array_equal(serial.fiducials, parallel.fiducials)
