@@ -205,11 +205,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict:
     dataset, identity = load_dataset(config.data, config.seed)
     rows = _split_rows(dataset.folds, config)
     # Measure only the records the run uses (all of them unless data.max_records caps a split).
-    used = np.concatenate([rows[split] for split in ("train", "validation", "test")])
+    # Kept in dataset order, so an uncapped run measures exactly the dataset's signals and
+    # shares their feature cache with every other model and protocol on the same data.
+    used = np.sort(np.concatenate(list(rows.values())))
     dataset = dataset.subset(used)
-    sizes = np.cumsum([0] + [len(rows[split]) for split in ("train", "validation", "test")])
-    rows = {split: np.arange(sizes[k], sizes[k + 1])
-            for k, split in enumerate(("train", "validation", "test"))}
+    rows = {split: np.searchsorted(used, index) for split, index in rows.items()}
     table = dataset_features(dataset)
     identity["records_per_split"] = {split: len(index) for split, index in rows.items()}
     record = provenance.collect(identity)
