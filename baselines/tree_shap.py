@@ -130,4 +130,45 @@ def shap_to_ecg(values: np.ndarray, table: FeatureTable) -> np.ndarray:
     return out
 
 
-__all__ = ["WAVE_ORDER", "shap_to_ecg", "tree_shap", "wave_densities"]
+def explain_run(workdir, split: str = "test", class_index: int = 0) -> dict[str, np.ndarray]:
+    """Tree SHAP of a finished XGBoost run of :mod:`baselines.tabular`, mapped onto its ECGs.
+
+    Returns ``{"attribution": (N, L, 12), "signals": (N, L, 12) mV, "ecg_ids": (N,),
+    "shap": (N, F), "bias": (N,), "names": (F,)}`` for the records of ``split``, explaining
+    class ``class_index`` (log-odds of that class's model). The features come from the cache
+    the run filled.
+    """
+    import json
+    from pathlib import Path
+
+    import joblib
+
+    from baselines.tabular import _split_rows
+    from imn.features import dataset_features
+    from imn.train.config import TrainConfig
+    from imn.train.data import load_dataset
+
+    workdir = Path(workdir)
+    model_path = workdir / "model.joblib"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} is missing: {workdir} is not a finished tabular run")
+    config = TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
+    dataset, _ = load_dataset(config.data, config.seed)
+    rows = _split_rows(dataset.folds, config)
+    if split not in rows:
+        raise ValueError(f"unknown split {split!r}; expected train, validation or test")
+    used = np.sort(np.concatenate(list(rows.values())))
+    dataset = dataset.subset(used)
+    table = dataset_features(dataset, progress=False)
+    index = np.searchsorted(used, rows[split])
+    estimators = joblib.load(model_path)["estimators"]
+    if not 0 <= class_index < len(estimators):
+        raise ValueError(f"class_index {class_index} out of range for {len(estimators)} classes")
+    part = table.subset(index)
+    values, bias = tree_shap(estimators[class_index], part.values)
+    return {"attribution": shap_to_ecg(values, part), "signals": dataset.signals[index],
+            "ecg_ids": dataset.ecg_ids[index], "shap": values, "bias": bias,
+            "names": np.asarray(table.names)}
+
+
+__all__ = ["WAVE_ORDER", "explain_run", "shap_to_ecg", "tree_shap", "wave_densities"]

@@ -53,6 +53,17 @@ def test_tiny_run_has_the_neural_layout_and_reaches_the_tables(tmp_path, feature
     # The features were cached: a second model on the same records does not re-extract them.
     assert len(list((feature_cache / "features").glob("*.npz"))) == 1
 
+    from baselines.tree_shap import explain_run
+
+    explained = explain_run(run, "test", class_index=0)
+    assert explained["attribution"].shape == explained["signals"].shape
+    assert explained["attribution"].shape[0] == n_test
+    np.testing.assert_array_equal(explained["ecg_ids"], predictions["ecg_ids"])
+    # Mapped SHAP + bias is the model's logit, whose sigmoid is the stored score.
+    logit = explained["attribution"].sum((1, 2)) + explained["bias"]
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), predictions["scores"][:, 0], atol=1e-4)
+    assert len(list((feature_cache / "features").glob("*.npz"))) == 1
+
 
 def _separable(n=120, features=10, seed=0):
     rng = np.random.default_rng(seed)
