@@ -10,15 +10,8 @@
 chosen hyper-parameters). Raw mV signals (features carry units), no training loop.
 """
 
-import dataclasses
-
-from imn.train.config import DataConfig, ModelConfig, TrainConfig
-from imn.train.presets import check_preset, resize
+from imn.train.presets import tabular_recipe
 
 
 def get_config(preset: str):
-    check_preset(preset)
-    config = TrainConfig(data=DataConfig(task="norm_vs_mi", normalization="none"),
-                         model=ModelConfig(name="xgboost"), epochs=1, patience=None)
-    config = resize(config, preset)
-    return dataclasses.replace(config, epochs=1, patience=None)
+    return tabular_recipe(preset, model="xgboost")

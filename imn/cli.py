@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", help=DATA_HELP + " (default: $IMN_PTBXL, else synthetic data)")
     source.add_argument("--synthetic", action="store_true", help="use the synthetic benchmark")
     repro.add_argument("--out", help="output folder (default results/SOURCE-PRESET)")
-    repro.add_argument("--models", help="comma-separated subset of the preset's models")
+    repro.add_argument("--models", help="comma-separated subset of the preset's models, or feature-route models "
+                       "(xgboost, random_forest, ...: trained and tabled, not explained)")
     repro.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
     repro.add_argument("--methods", help="comma-separated subset of the explanation methods")
     repro.add_argument("--n-explain", type=int, help="test ECGs explained per model")

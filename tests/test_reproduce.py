@@ -145,3 +145,14 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     # A folder whose trained runs follow another plan is refused rather than mixed.
     with pytest.raises(ValueError, match="different plan"):
         main([*command[:-4], "--models", "imn", "--methods", "imn,random"])
+
+
+def test_feature_route_models_are_opt_in_trained_and_never_explained(tmp_path):
+    assert "xgboost" not in make_plan("cpu").models
+    plan = make_plan("cpu", root=str(tmp_path), models=("imn", "xgboost", "random_forest"))
+    assert plan.models == ("imn", "xgboost", "random_forest")
+    assert plan.models_explained == ("imn",)
+    config = plan.config("xgboost", "norm_vs_mi")
+    assert config.model.name == "xgboost" and config.data.normalization == "none"
+    assert config.data.root == str(tmp_path) and config.data.task == "norm_vs_mi"
+    assert plan.config("imn", "norm_vs_mi").data.normalization == "zscore"

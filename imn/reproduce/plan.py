@@ -23,14 +23,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from baselines.tabular import TABULAR_MODELS
 from imn.explain.run import FaithfulnessSettings
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
-from imn.train.presets import PRESETS, check_preset, imn_paper_recipe
+from imn.train.presets import PRESETS, check_preset, imn_paper_recipe, tabular_recipe
 
 # Binary tasks first (the paper's), then the 5-class multi-label one.
 PTBXL_TASKS = ("norm_vs_mi", "norm_vs_sttc", "norm_vs_cd", "norm_vs_hyp", "superdiagnostic")
 MODELS = ("imn", "cnn2d", "inception1d", "resnet1d_wang")
+# The clinical-feature route (baselines.tabular), opt-in with --models: trained and tabled
+# (classification, cost) next to the networks; not explained here (tree SHAP's localisation
+# is scored by scripts/tree_shap_localisation.py: perturbation metrics would need a new
+# delineation of every perturbed ECG).
+FEATURE_MODELS = TABULAR_MODELS
 
 # Which explanation methods each kind of model gets. IMN's own explanation needs
 # ``generate``; Grad-CAM needs a feature map (every baseline, not IMN).
@@ -63,7 +69,8 @@ class Plan:
     @property
     def models_explained(self) -> tuple[str, ...]:
         """The models whose ``explain_task`` runs are explained and scored."""
-        return self.models if self.explained_models is None else self.explained_models
+        models = self.models if self.explained_models is None else self.explained_models
+        return tuple(m for m in models if m not in FEATURE_MODELS)
 
     def methods_for(self, model: str) -> tuple[str, ...]:
         """The explanation methods scored for ``model``: those that apply to it, in order."""
@@ -71,7 +78,10 @@ class Plan:
 
     def config(self, model: str, task: str) -> TrainConfig:
         """The training config of one run."""
-        config = imn_paper_recipe(self.preset, model=model, task=task)
+        if model in FEATURE_MODELS:
+            config = tabular_recipe(self.preset, model=model, task=task)
+        else:
+            config = imn_paper_recipe(self.preset, model=model, task=task)
         overrides = [f"data.source={self.source}", *self.train_overrides]
         if self.root is not None:
             overrides.append(f"data.root={self.root}")
@@ -163,7 +173,7 @@ def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
         chosen_tasks = _restrict("task", tasks, source_tasks(source))
     else:
         chosen_tasks = _restrict("task", tasks, all_tasks)
-    chosen_models = _restrict("model", models, MODELS)
+    chosen_models = _restrict("model", models, MODELS, also=FEATURE_MODELS)
     chosen_methods = None if not methods else _restrict("method", methods, tuple(dict.fromkeys(IMN_METHODS + BASELINE_METHODS)))
     overrides = list(budget["overrides"])
     faithfulness = budget["faithfulness"]
@@ -198,13 +208,16 @@ def _source_tasks(source: str, preset: str) -> tuple[str, ...]:
     return PTBXL_TASKS
 
 
-def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, ...]) -> tuple[str, ...]:
+def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, ...],
+              also: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``chosen`` checked against ``available + also``; nothing chosen: ``available``."""
     if not chosen:
         return available
+    available = available + also
     unknown = [name for name in chosen if name not in available]
     if unknown:
         raise ValueError(f"unknown {kind}(s) {unknown} for this reproduction; expected some of {available}")
     return tuple(chosen)
 
 
-__all__ = ["MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods", "make_plan"]
+__all__ = ["FEATURE_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods", "make_plan"]

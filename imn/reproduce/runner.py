@@ -90,6 +90,8 @@ class Ledger:
 
 
 def train_stage(plan: Plan, out: Path) -> None:
+    from baselines.tabular import is_tabular
+    from baselines.tabular import train_and_evaluate as train_tabular
     from imn.train.trainer import train_and_evaluate
 
     pairs = [(task, model) for task in plan.tasks for model in plan.models]
@@ -99,7 +101,8 @@ def train_stage(plan: Plan, out: Path) -> None:
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
-        summary = train_and_evaluate(plan.config(model, task), workdir)
+        train = train_tabular if is_tabular(model) else train_and_evaluate
+        summary = train(plan.config(model, task), workdir)
         logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
                     summary["test"]["macro_auroc"])
 
