@@ -159,7 +159,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data:
         overrides = _data_overrides(args.data, overrides)
     config = load_config(args.config, overrides)
-    summary = train_and_evaluate(config, args.workdir, allow_data_move=args.allow_data_move)
+    from baselines.tabular import is_tabular
+
+    if is_tabular(config.model.name):  # the clinical-feature route: features + classical model
+        from baselines.tabular import train_and_evaluate as train_tabular
+
+        summary = train_tabular(config, args.workdir)
+    else:
+        summary = train_and_evaluate(config, args.workdir, allow_data_move=args.allow_data_move)
     test = summary["test"]
     print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
                       "val_macro_auroc": summary["best_val_macro_auroc"],
@@ -398,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", help=DATA_HELP + " (default: $IMN_PTBXL, else synthetic data)")
     source.add_argument("--synthetic", action="store_true", help="use the synthetic benchmark")
     repro.add_argument("--out", help="output folder (default results/SOURCE-PRESET)")
-    repro.add_argument("--models", help="comma-separated subset of the preset's models")
+    repro.add_argument("--models", help="comma-separated subset of the preset's models, or feature-route models "
+                       "(xgboost, random_forest, ...: trained and tabled, not explained)")
     repro.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
     repro.add_argument("--methods", help="comma-separated subset of the explanation methods")
     repro.add_argument("--n-explain", type=int, help="test ECGs explained per model")

@@ -289,3 +289,14 @@ def test_the_drawn_ecg_is_a_true_abnormal_finding_and_its_title_gives_truth_and_
     evidence = np.zeros((3, 10, 12), bool)
     evidence[1, 2:4] = True
     assert choose_ecg({**saved, "evidence": evidence}, labels) == 1
+
+
+def test_feature_route_models_are_opt_in_trained_and_never_explained(tmp_path):
+    assert "xgboost" not in make_plan("cpu").models
+    plan = make_plan("cpu", root=str(tmp_path), models=("imn", "xgboost", "random_forest"))
+    assert plan.models == ("imn", "xgboost", "random_forest")
+    assert plan.models_explained == ("imn",)
+    config = plan.config("xgboost", "norm_vs_mi")
+    assert config.model.name == "xgboost" and config.data.normalization == "none"
+    assert config.data.root == str(tmp_path) and config.data.task == "norm_vs_mi"
+    assert plan.config("imn", "norm_vs_mi").data.normalization == "zscore"

@@ -24,10 +24,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from baselines.tabular import TABULAR_MODELS
 from imn.explain.run import FaithfulnessSettings
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
-from imn.train.presets import PRESETS, check_preset, imn_paper_recipe
+from imn.train.presets import PRESETS, check_preset, imn_paper_recipe, tabular_recipe
 
 def run_dir(out: Path, task: str, model: str) -> Path:
     """The run folder of ``model`` trained on ``task`` inside reproduction folder ``out``."""
@@ -42,6 +43,12 @@ MODELS = ("imn", "cnn2d", "inception1d", "resnet1d_wang")
 # fine-tuned from that task's ``xecgnet`` run) its attention-map fine-tuning.
 EXTRA_MODELS = ("resnet34_1d", "xecgnet", "xecgnet_ft")
 FINETUNED = {"xecgnet_ft": "xecgnet"}  # run name -> the stage-1 run it fine-tunes
+
+# The clinical-feature route (baselines.tabular), opt-in with --models: trained and tabled
+# (classification, cost) next to the networks; not explained here (tree SHAP's localisation
+# is scored by scripts/tree_shap_localisation.py: perturbation metrics would need a new
+# delineation of every perturbed ECG).
+FEATURE_MODELS = TABULAR_MODELS
 
 # Which explanation methods each kind of model gets. IMN's own explanation needs
 # ``generate``; Grad-CAM needs a feature map (every baseline, not IMN).
@@ -84,7 +91,8 @@ class Plan:
     @property
     def models_explained(self) -> tuple[str, ...]:
         """The models whose ``explain_task`` runs are explained and scored."""
-        return self.models if self.explained_models is None else self.explained_models
+        models = self.models if self.explained_models is None else self.explained_models
+        return tuple(m for m in models if m not in FEATURE_MODELS)
 
     def methods_for(self, model: str) -> tuple[str, ...]:
         """The explanation methods scored for ``model``: those that apply to it, in order."""
@@ -93,7 +101,10 @@ class Plan:
     def config(self, model: str, task: str, stage_one_dir: str | None = None) -> TrainConfig:
         """The training config of one run; a fine-tuned run (``xecgnet_ft``) needs the
         folder of the stage-1 run it starts from."""
-        config = imn_paper_recipe(self.preset, model=registry_name(model), task=task)
+        if model in FEATURE_MODELS:
+            config = tabular_recipe(self.preset, model=model, task=task)
+        else:
+            config = imn_paper_recipe(self.preset, model=registry_name(model), task=task)
         overrides = [f"data.source={self.source}", *self.train_overrides]
         if model in FINETUNED:
             if stage_one_dir is None:
@@ -191,7 +202,7 @@ def make_plan(preset: str, *, root: str | None = None, synthetic: bool = False,
         chosen_tasks = _restrict("task", tasks, source_tasks(source))
     else:
         chosen_tasks = _restrict("task", tasks, all_tasks)
-    chosen_models = MODELS if not models else _restrict("model", models, MODELS + EXTRA_MODELS)
+    chosen_models = _restrict("model", models, MODELS, also=EXTRA_MODELS + FEATURE_MODELS)
     for finetuned, stage_one in FINETUNED.items():
         if finetuned in chosen_models and (stage_one not in chosen_models or
                                            chosen_models.index(stage_one) > chosen_models.index(finetuned)):
@@ -231,13 +242,17 @@ def _source_tasks(source: str, preset: str) -> tuple[str, ...]:
     return PTBXL_TASKS
 
 
-def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, ...]) -> tuple[str, ...]:
+def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, ...],
+              also: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``chosen`` checked against ``available + also``; nothing chosen: ``available``."""
     if not chosen:
         return available
+    available = available + also
     unknown = [name for name in chosen if name not in available]
     if unknown:
         raise ValueError(f"unknown {kind}(s) {unknown} for this reproduction; expected some of {available}")
     return tuple(chosen)
 
 
-__all__ = ["EXTRA_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods", "make_plan", "registry_name"]
+__all__ = ["EXTRA_MODELS", "FEATURE_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods",
+           "make_plan", "registry_name"]

@@ -87,6 +87,8 @@ class Ledger:
 
 
 def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
+    from baselines.tabular import is_tabular
+    from baselines.tabular import train_and_evaluate as train_tabular
     from imn.train.run_folder import check_recorded_source
     from imn.train.trainer import train_and_evaluate
 
@@ -99,10 +101,13 @@ def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
-        stage_one = FINETUNED.get(model)
-        stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
-        summary = train_and_evaluate(plan.config(model, task, stage_one_dir), workdir,
-                                     allow_data_move=allow_data_move)
+        if is_tabular(model):
+            summary = train_tabular(plan.config(model, task), workdir)
+        else:
+            stage_one = FINETUNED.get(model)
+            stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
+            summary = train_and_evaluate(plan.config(model, task, stage_one_dir), workdir,
+                                         allow_data_move=allow_data_move)
         logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
                     summary["test"]["macro_auroc"])
 

@@ -48,6 +48,15 @@ def benchmark_recipe(preset: str, model: str = "inception1d", task: str = "super
     return resize(config, preset)
 
 
+def tabular_recipe(preset: str, model: str = "xgboost", task: str = "norm_vs_mi") -> TrainConfig:
+    """The clinical-feature route (``baselines.tabular``): raw mV signals (features carry
+    units), one fit, no training loop; the preset sizes only the data."""
+    check_preset(preset)
+    config = TrainConfig(data=DataConfig(task=task, normalization="none"),
+                         model=ModelConfig(name=model), epochs=1, patience=None)
+    return dataclasses.replace(resize(config, preset), epochs=1, patience=None)
+
+
 def resize(config: TrainConfig, preset: str) -> TrainConfig:
     """Shrink a full recipe to a preset's budget, keeping every choice that is not about size."""
     if preset == "tiny":
