@@ -142,8 +142,9 @@ class ECGIMN(nnx.Module):
     the initial |logit| grows about linearly with ``L`` (not like ``sqrt(12 L)``). Measured
     with the authors' (PyTorch) initialisation on z-scored PTB-XL records in training mode:
     a median in the low hundreds at 100 Hz and in the thousands at 500 Hz, so the faithful
-    model starts saturated (see ``imn_stable`` in :mod:`imn.models.registry` for the
-    deviation that does not).
+    model starts saturated (``imn_stable`` in :mod:`imn.models.registry`, with
+    ``readout_scale="sqrt"``, is the deviation that does not: its initial median |logit| is
+    about 2 at 100 Hz, growing like sqrt(L)).
     Shapes:
       ``x (B, L, 12) -> logits (B, K)``, any L divisible by 4.
       In training mode every call draws fresh dropout; use :meth:`forward` to get logits,

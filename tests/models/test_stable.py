@@ -1,6 +1,6 @@
 """``imn_stable``, the stabilised ECG-IMN (a deviation from the paper), and the read-out
 scales of :class:`imn.models.imn.ECGIMN`: the decomposition stays exact for the W returned,
-and the initial logits are small whatever the length."""
+and the initial logits are small."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def test_stable_variant_is_the_paper_architecture_with_another_start():
     assert STABLE_IMN_OVERRIDES  # something differs, and it is documented in the registry
 
 
+@pytest.mark.slow
 def test_stable_decomposition_is_exact_after_a_training_step():
     x = _ecg(4, 64)
     # Narrow widths keep the jitted step cheap; the initialisation is the registry's.
@@ -49,7 +50,7 @@ def test_stable_decomposition_is_exact_after_a_training_step():
     out = model.forward(x)
     np.testing.assert_allclose(
         jnp.sum(out.weights * x[:, None], axis=(2, 3)) + out.bias, out.logits, rtol=1e-5, atol=1e-4)
-    assert float(jnp.abs(out.weights).max()) > 0  # W has left zero after one step
+    assert float(jnp.abs(out.weights).max()) > 0
 
 
 @pytest.mark.parametrize("scale", ["sqrt", "linear"])
@@ -69,13 +70,11 @@ def test_readout_scale_returns_the_scaled_w_so_the_sum_stays_exact(scale):
         ECGIMN(1, rngs=nnx.Rngs(0), readout_scale="log")
 
 
-def test_stable_initial_logits_are_small_at_100_and_500_hz_unlike_the_faithful_model():
-    # Random z-scored-like input; the faithful model's logit grows with L, the stable one's
-    # is the bias head's output (|b| <= 1/sqrt(64) + 64/sqrt(64) |mean Z| -> O(1)).
-    for length in (1000, 5000):
-        x = np.asarray(_ecg(2, length, seed=length))
-        stable_logits = initial_logits("imn_stable", x, range(1))
-        assert np.abs(stable_logits).max() < 5.0
+@pytest.mark.slow
+def test_stable_initial_logits_are_small_unlike_the_faithful_model():
+    # Random input at 100 Hz; on z-scored PTB-XL records the faithful median is ~190 and
+    # the stable one ~2 (benchmarks/bench_initial_logits.py).
     x = np.asarray(_ecg(2, 1000))
-    faithful = median_abs(initial_logits("imn", x, range(1)))
-    assert faithful > 10 * median_abs(initial_logits("imn_stable", x, range(1)))
+    stable = median_abs(initial_logits("imn_stable", x, range(1)))
+    assert stable < 5.0
+    assert median_abs(initial_logits("imn", x, range(1))) > 10 * stable
