@@ -141,6 +141,9 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models_explained}
     written = write_table(tables.classification_rows(runs), out / "table_classification",
                           tables.CLASSIFICATION_COLUMNS)
+    per_class = tables.per_class_rows(runs)
+    if per_class:
+        written += write_table(per_class, out / "table_per_class", tables.PER_CLASS_COLUMNS)
     written += write_table(tables.faithfulness_rows(explained), out / "table_faithfulness",
                            tables.metric_columns(tables.FAITHFULNESS_METRICS))
     if plan.source == "synthetic":

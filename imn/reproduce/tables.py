@@ -4,7 +4,11 @@ Each table is written as CSV (every column, full precision, CI bounds in their o
 and Markdown (``mean [low, high]`` per metric, 3 decimals).
 
 * :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 with 95%
-  bootstrap CIs, validation AUROC, test records and positives.
+  bootstrap CIs, validation AUROC, test records and positives, the evaluation protocol,
+  and calibration (ECE with equal-mass bins and Brier score, raw and after temperature
+  scaling fitted on validation; the scaled model's AUROC, which equals the logits').
+* :func:`per_class_rows`: per task, model and class, test AUROC with its 95% CI (tasks
+  with more than one class, e.g. superdiagnostic).
 * :func:`faithfulness_rows` / :func:`localisation_rows`: per model and method, from each
   explained run's ``faithfulness_test.json``.
 * :func:`cost_rows`: explanation ms and model evaluations per ECG, training samples/s.
@@ -66,8 +70,37 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
         row["epochs_run"] = metrics["epochs_run"]
         row["test_records"] = test["n_records"]
         row["test_positives"] = _positives(test)
+        row["protocol"] = protocol_label(metrics.get("protocol", "separate"))
+        row.update(_calibration_columns(metrics))
         rows.append(row)
     return rows
+
+
+def protocol_label(protocol: str) -> str:
+    """How a run's checkpoint was selected and reported (``imn.train.data.PROTOCOL_LABELS``)."""
+    from imn.train.data import PROTOCOL_LABELS
+
+    return PROTOCOL_LABELS.get(protocol, protocol)
+
+
+_NAN = float("nan")
+
+
+def _calibration_columns(metrics: dict[str, Any]) -> dict[str, float]:
+    """Calibration of the raw model and of the temperature-scaled one (NaN for runs written
+    before calibration was reported)."""
+    test = metrics["test"].get("calibration", {})
+    val = metrics.get("validation", {}).get("calibration", {})
+    return {
+        "temperature": float(test.get("temperature", _NAN)),
+        "val_ece": float(val.get("ece", _NAN)),
+        "test_ece": float(test.get("ece", _NAN)),
+        "test_ece_scaled": float(test.get("ece_scaled", _NAN)),
+        "test_brier": float(test.get("brier", _NAN)),
+        "test_brier_scaled": float(test.get("brier_scaled", _NAN)),
+        "test_macro_auroc_scaled": float(metrics["test"].get("macro_auroc_scaled", _NAN)),
+        "test_saturated": float(test.get("saturated", _NAN)),
+    }
 
 
 CLASSIFICATION_COLUMNS = [
@@ -76,7 +109,44 @@ CLASSIFICATION_COLUMNS = [
     ("test_macro_auprc", "test macro AUPRC [95% CI]"),
     ("test_f1", "test F1 [95% CI]"),
     ("val_macro_auroc", "val macro AUROC"),
+    ("test_ece", "test ECE"), ("test_ece_scaled", "test ECE, T-scaled"),
+    ("test_brier", "test Brier"), ("test_brier_scaled", "test Brier, T-scaled"),
+    ("temperature", "T (fit on val)"),
+    ("test_macro_auroc_scaled", "test macro AUROC, T-scaled"),
+    ("test_saturated", "test p = 0 or 1 (float32)"),
     ("test_records", "test records"), ("test_positives", "test positives"),
+    ("protocol", "protocol"),
+]
+
+
+def per_class_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:
+    """One row per class of every finished multi-class run: test AUROC [95% CI], AUPRC,
+    positives and the protocol."""
+    rows = []
+    for (task, model), workdir in runs.items():
+        path = workdir / "metrics.json"
+        if not path.exists():
+            continue
+        metrics = json.loads(path.read_text())
+        test = metrics["test"]
+        if len(test.get("per_class", {})) < 2:
+            continue
+        for name, entry in test["per_class"].items():
+            row: dict[str, Any] = {"task": task, "model": model, "class": name}
+            for key in ("auroc", "auprc"):
+                for suffix in ("", *CI_SUFFIXES):
+                    value = entry.get(key + suffix)
+                    row[f"test_{key}{suffix}"] = _NAN if value is None else float(value)
+            row["test_positives"] = entry["positives"]
+            row["protocol"] = protocol_label(metrics.get("protocol", "separate"))
+            rows.append(row)
+    return rows
+
+
+PER_CLASS_COLUMNS = [
+    ("task", "task"), ("model", "model"), ("class", "class"),
+    ("test_auroc", "test AUROC [95% CI]"), ("test_auprc", "test AUPRC [95% CI]"),
+    ("test_positives", "test positives"), ("protocol", "protocol"),
 ]
 
 
