@@ -110,6 +110,7 @@ class Run:
     steps_per_epoch: int
     checkpoints: RunCheckpoints
     model_name: str
+    logit_step: Any = None  # built on first use by binary_logit_step (one compile per run)
 
 
 def _write_or_check_config(config: TrainConfig, workdir: Path) -> None:
@@ -171,6 +172,8 @@ def binary_logit_step(run: Run):
     whose sigmoid is each class's score (:func:`imn.train.calibration.binary_logits`):
     the unsaturated numbers that temperature scaling divides. Runs in float32 whatever
     ``compute_dtype`` the scores were computed in."""
+    if run.logit_step is not None:
+        return run.logit_step
     head = getattr(merge_eval_model(run.steps, run.steps.init_state()), "head_type", "sigmoid")
 
     @jax.jit
@@ -186,6 +189,7 @@ def binary_logit_step(run: Run):
             logits = logits[:, 1:2] - logits[:, 0:1]
         return logits.reshape(batch_size, windows, -1) if windowed else logits
 
+    run.logit_step = step
     return step
 
 
