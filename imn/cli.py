@@ -130,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     summary = train_and_evaluate(config, args.workdir)
     test = summary["test"]
-    print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
+    print(json.dumps({"workdir": args.workdir, "protocol": summary["protocol"],
+                      "best_epoch": summary["best_epoch"],
                       "val_macro_auroc": summary["best_val_macro_auroc"],
                       "test_macro_auroc": test["macro_auroc"],
                       "test_macro_auroc_ci": [test["macro_auroc_ci_low"], test["macro_auroc_ci_high"]]},
