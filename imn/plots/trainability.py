@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from imn.plots.attribution import DOUBLE_COLUMN_MM, save_figure  # noqa: E402
 
@@ -49,7 +50,7 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
             with np.errstate(all="ignore"):
                 mean = np.nanmean(values, axis=0)
             ax.plot(epochs, mean, color=colour, linewidth=1.2, marker="o", markersize=2.5,
-                    label=f"{name} ({len(per_seed)} seeds)")
+                    label=f"{name} (n = {len(per_seed)} seeds)")
             ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                             color=colour, alpha=0.15, linewidth=0)
     loss_ax.set(xlabel="epoch", ylabel="train loss (log)", yscale="log")
@@ -60,6 +61,7 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
         ax.xaxis.label.set_size(7)
         ax.yaxis.label.set_size(7)
         ax.grid(alpha=0.3, linewidth=0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(f"{title}: mean over seeds, shaded min-max", fontsize=8)
     fig.tight_layout()
