@@ -48,6 +48,10 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
         assert row["stopped_early"] == "0/2"  # the tiny preset has no patience
     logits = _read_csv(out / "initial_logits.csv")
     assert {r["variant"] for r in logits} == {"imn_stable", "cnn2d"}
+    summary = _read_csv(out / "initial_logits_summary.csv")
+    for row in summary:
+        values = [float(r["abs_logit"]) for r in logits if r["variant"] == row["variant"]]
+        assert float(row["median_abs_logit"]) == pytest.approx(statistics.median(values))
     for stem in ("learning_curves_synthetic", "initial_logits"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").exists()
     # Repeating the command trains nothing again.

@@ -144,7 +144,7 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             test_auroc = [m["test"]["macro_auroc"] for _, m in finished]
             val_ece = [m["validation"].get("calibration", {}).get("ece") for _, m in finished]
             saturated = [m["test"].get("calibration", {}).get("saturated") for _, m in finished]
-            epochs = [m["epochs_run"] for _, m in finished]
+            epochs = [len(_history(study.run_dir(out, task, variant, s))) for s, _ in finished]
             cap = study.config(task, variant, finished[0][0]).epochs
             mean, sd = _mean_sd(test_auroc)
             ece_mean, ece_sd = _mean_sd(val_ece)
@@ -193,6 +193,26 @@ def initial_logit_rows(study: Study) -> list[dict[str, Any]]:
     return rows
 
 
+def _write_initial_logits(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
+    """Every value in ``stem.csv``; the median |logit| per task and model in ``stem.md``."""
+    import csv
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(stem.with_suffix(".csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["task", "variant", "seed", "abs_logit"])
+        writer.writeheader()
+        writer.writerows(rows)
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["variant"]), []).append(row["abs_logit"])
+    summary = [{"task": task, "variant": variant, "values": len(values),
+                "median_abs_logit": float(np.median(values)),
+                "max_abs_logit": float(np.max(values))}
+               for (task, variant), values in groups.items()]
+    md = write_table(summary, stem.parent / f"{stem.name}_summary")
+    return [stem.with_suffix(".csv"), *md]
+
+
 # ---------------------------------------------------------------------------- entry point
 def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
     """Train what is missing, then write the table, curves and initial-logit figure."""
@@ -204,7 +224,7 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
     seconds = train_all(study, out)
     written = write_table(table_rows(study, out), out / "table_trainability", TABLE_COLUMNS)
     logit_rows = initial_logit_rows(study)
-    written += write_table(logit_rows, out / "initial_logits")
+    written += _write_initial_logits(logit_rows, out / "initial_logits")
     if figures:
         for task in study.tasks:
             histories = {variant: [_history(study.run_dir(out, task, variant, s)) for s in study.seeds]

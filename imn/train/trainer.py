@@ -340,6 +340,11 @@ def _epochs(run: Run, state: TrainState, meta: dict, history: list[dict], histor
     return state
 
 
+def _stopped_early(history_path: Path, config: TrainConfig) -> bool:
+    """Whether patience ended the run (fewer epochs logged than the cap)."""
+    return len(_read_history(history_path, config.epochs)) < config.epochs
+
+
 def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -> dict:
     """Predictions and metrics of ``state``; thresholds and the calibration temperature are
     fitted on the validation split only.
@@ -408,7 +413,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None
         "classes": list(run.data.classes),
         "best_epoch": meta["best_epoch"],
         "best_val_macro_auroc": meta["best_score"],
-        "epochs_run": meta["epoch"] + 1,
+        # From the epoch log, not from ``meta``: that is the *best* checkpoint's, whose
+        # epoch is the best one, not the last one run.
+        "epochs_run": len(_read_history(Path(workdir) / "metrics.jsonl", config.epochs)),
+        "stopped_early": _stopped_early(Path(workdir) / "metrics.jsonl", config),
         "protocol": config.data.protocol,
         **results,
     }

@@ -125,6 +125,8 @@ def _check_calibration_protocol_and_tensorboard(tmp_path, summary):
     from imn.train import calibration
 
     assert summary["protocol"] == "separate"
+    # Epochs run come from the epoch log (not the best checkpoint's epoch); no patience here.
+    assert summary["epochs_run"] == len(history(tmp_path)) == 2 and not summary["stopped_early"]
     test = summary["test"]
     predictions = np.load(tmp_path / "predictions_test.npz")
     val_predictions = np.load(tmp_path / "predictions_validation.npz")
