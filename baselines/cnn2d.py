@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from imn.models.layers import Encoder, ecg_to_image
+from imn.models.layers import Encoder, dense, ecg_to_image
 
 
 class CNN2D(nnx.Module):
@@ -23,6 +23,8 @@ class CNN2D(nnx.Module):
       dropout: rate applied to the pooled features.
       widths / kernel / impl / dtype / param_dtype: as for the IMN encoder.
       in_leads: number of leads (12).
+      init: ``"torch"`` (PyTorch's defaults, as in the paper's code) or ``"flax"``
+        (:data:`imn.models.layers.INIT_SCHEMES`).
     Shapes:
       ``x (B, L, 12) -> logits (B, K)``; ``features(x) -> (B, L/4, 12, C)``;
       ``head(features) -> logits``; ``model(x) == head(features(x))``.
@@ -42,16 +44,18 @@ class CNN2D(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
+        init: str = "torch",
     ):
         self.num_classes = num_classes
         self.in_leads = in_leads
         self.head_type = "sigmoid"
         self.encoder = Encoder(
             widths=widths, kernel=kernel, impl=impl, dtype=dtype, param_dtype=param_dtype,
-            rngs=rngs,
+            init=init, rngs=rngs,
         )
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.classifier = nnx.Linear(widths[-1], num_classes, param_dtype=param_dtype, rngs=rngs)
+        self.classifier = dense(widths[-1], num_classes, init=init, param_dtype=param_dtype,
+                                rngs=rngs)
 
     def features(self, x: jax.Array) -> jax.Array:
         """The last conv map, lead-resolved: ``x (B, L, leads) -> (B, L/4, leads, C)``."""

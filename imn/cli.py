@@ -168,7 +168,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         summary = train_and_evaluate(config, args.workdir, allow_data_move=args.allow_data_move)
     test = summary["test"]
-    print(json.dumps({"workdir": args.workdir, "best_epoch": summary["best_epoch"],
+    print(json.dumps({"workdir": args.workdir, "protocol": summary["protocol"],
+                      "best_epoch": summary["best_epoch"],
                       "val_macro_auroc": summary["best_val_macro_auroc"],
                       "test_macro_auroc": test["macro_auroc"],
                       "test_macro_auroc_ci": [test["macro_auroc_ci_low"], test["macro_auroc_ci_high"]]},
@@ -186,6 +187,25 @@ def _data_overrides(spec: str, overrides: list[str]) -> list[str]:
     if kind not in ("ptbxl", "tfds", "synthetic") and not any(o.startswith("data.task=") for o in overrides):
         extra.append(f"data.task={default_task(kind)}")
     return extra + overrides
+
+
+def cmd_trainability(args: argparse.Namespace) -> int:
+    from imn.data.sources import parse_data_spec
+    from imn.reproduce.trainability import make_study, run_study
+
+    _setup_logging()
+    root = None
+    if args.data:
+        kind, root = parse_data_spec(args.data)
+        if kind != "ptbxl":
+            raise SystemExit(f"imn trainability: --data must be ptbxl:DIR, got {args.data!r}")
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else (0, 1, 2)
+    variants = tuple(args.variants.split(",")) if args.variants else None
+    study = make_study(args.preset, root, seeds=seeds, variants=variants, overrides=tuple(args.set))
+    result = run_study(study, args.out, figures=not args.no_figures)
+    print(json.dumps({"out": args.out, "written": result["written"],
+                      "total_seconds": result["total_seconds"]}, indent=2))
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -413,6 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-figures", action="store_true", help="tables only")
     repro.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP + " (runs already in --out)")
     repro.set_defaults(func=cmd_reproduce)
+
+    study = commands.add_parser(
+        "trainability", help="the IMN trainability study: 4 models x seeds x tasks, curves and table (resumable)")
+    study.add_argument("--data", help="ptbxl:DIR for norm_vs_mi and superdiagnostic (else synthetic only)")
+    study.add_argument("--out", default="results/imn-trainability")
+    study.add_argument("--preset", default="cpu", choices=("tiny", "quick", "cpu", "paper", "paper500"))
+    study.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    study.add_argument("--variants", help="comma-separated subset of imn,imn_flax_init,imn_stable,cnn2d")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="config override for every run (e.g. epochs=30)")
+    study.add_argument("--no-figures", action="store_true")
+    study.set_defaults(func=cmd_trainability)
 
     bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
     bench_train = bench.add_parser("train", help="training and inference samples/s of a model's jitted steps")

@@ -143,6 +143,19 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
         assert float(row["test_macro_auroc"]) == pytest.approx(metrics["test"]["macro_auroc"])
         assert int(row["test_records"]) == metrics["test"]["n_records"]
         assert (out / "runs/synthetic" / row["model"] / "provenance.json").exists()
+        # Calibration beside the raw model; the T-scaled AUROC is the logits' AUROC.
+        calibration = metrics["test"]["calibration"]
+        assert float(row["test_ece"]) == pytest.approx(calibration["ece"])
+        assert float(row["test_ece_scaled"]) == pytest.approx(calibration["ece_scaled"])
+        assert float(row["temperature"]) == pytest.approx(calibration["temperature"])
+        assert float(row["test_macro_auroc_scaled"]) == pytest.approx(metrics["test"]["macro_auroc_scaled"])
+        assert row["protocol"] == "val 9 / test 10"
+        # Per-class AUROC of a multi-class task, one row per class, from the same summary.
+        per_class = [r for r in _read_csv(out / "table_per_class.csv") if r["model"] == row["model"]]
+        assert [r["class"] for r in per_class] == metrics["classes"]
+        for r in per_class:
+            expected = metrics["test"]["per_class"][r["class"]]["auroc"]
+            assert (float(r["test_auroc"]) == pytest.approx(expected)) if expected is not None else r["test_auroc"] == "nan"
 
     # Faithfulness and localisation: the applicable methods of each model, every metric.
     faith = _read_csv(out / "table_faithfulness.csv")

@@ -44,6 +44,62 @@ from imn.models import ops
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
+# How parameters are initialised (``init=`` of every layer here and of the models built on
+# them). "torch": PyTorch's defaults, as in the paper's code (Conv2d and Linear kernels and
+# biases uniform within +-1/sqrt(fan_in), fan_in = C_in x kernel_h x kernel_w; BatchNorm
+# scale 1, shift 0). "flax": this codebase's earlier default (LeCun-normal kernels, variance
+# 1/fan_in, i.e. 3x the PyTorch variance, and zero biases), kept for the trainability study.
+INIT_SCHEMES = ("torch", "flax")
+
+
+def check_init(init: str) -> None:
+    if init not in INIT_SCHEMES:
+        raise ValueError(f"init must be one of {INIT_SCHEMES}, got {init!r}")
+
+
+def torch_default_kernel_init() -> nnx.Initializer:
+    """PyTorch's ``kaiming_uniform_(a=sqrt(5))`` for Conv/Linear weights: uniform within
+    +-1/sqrt(fan_in), variance 1/(3 fan_in).
+
+    Flax's fan-in of a kernel ``(..., C_in, C_out)`` is ``C_in`` times the product of the
+    leading (receptive-field) axes, the same number PyTorch computes from ``(C_out, C_in, kh, kw)``.
+    """
+    return nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_default_bias_init(fan_in: int) -> nnx.Initializer:
+    """PyTorch's default Conv/Linear bias: uniform within +-1/sqrt(fan_in) of the layer's
+    kernel (the bias shape alone does not carry the fan-in, hence the argument)."""
+    if fan_in <= 0:
+        raise ValueError(f"fan_in must be positive, got {fan_in}")
+    bound = 1.0 / float(fan_in) ** 0.5
+
+    def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def kernel_initializer(init: str) -> nnx.Initializer:
+    """The kernel initialiser of scheme ``init`` (see :data:`INIT_SCHEMES`)."""
+    check_init(init)
+    return torch_default_kernel_init() if init == "torch" else nnx.initializers.lecun_normal()
+
+
+def bias_initializer(init: str, fan_in: int) -> nnx.Initializer:
+    """The bias initialiser of scheme ``init`` for a layer with ``fan_in`` inputs per output."""
+    check_init(init)
+    return torch_default_bias_init(fan_in) if init == "torch" else nnx.initializers.zeros_init()
+
+
+def dense(in_features: int, out_features: int, *, init: str = "torch",
+          param_dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs) -> nnx.Linear:
+    """``nnx.Linear`` initialised by scheme ``init`` (PyTorch's ``nn.Linear`` for "torch")."""
+    return nnx.Linear(
+        in_features, out_features, kernel_init=kernel_initializer(init),
+        bias_init=bias_initializer(init, in_features), param_dtype=param_dtype, rngs=rngs,
+    )
+
 
 def stack_lead_neighbours(x: jax.Array) -> jax.Array:
     """Stacks each lead's two neighbours into the channel axis.
@@ -178,8 +234,11 @@ class LeadConv(nnx.Module):
       use_bias: add a learned bias per output channel.
       dtype: computation dtype (e.g. ``jnp.bfloat16``); ``None`` follows the kernel's dtype.
       param_dtype: storage dtype of the kernel and bias.
-      kernel_scale: multiplies the LeCun-normal initial kernel (ECG-IMN's ``weight_init_scale``
-        sets it for the decoder layer that writes ``W``).
+      init: parameter initialisation, ``"torch"`` (PyTorch's default, the paper's) or
+        ``"flax"`` (LeCun normal, zero bias); see :data:`INIT_SCHEMES`.
+      init_scale: multiplies the initial kernel and bias (ECG-IMN's ``weight_init_scale``
+        sets it for the decoder layer that writes ``W``, so that ``W`` scales exactly);
+        0 starts the layer at zero.
     Shapes:
       ``(B, leads, T, C_in) -> (B, leads, T, C_out)``, or ``(B, leads, 2T, C_out)`` with
       ``upsample_input``.
@@ -196,9 +255,11 @@ class LeadConv(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
-        kernel_scale: float = 1.0,
+        init: str = "torch",
+        init_scale: float = 1.0,
         rngs: nnx.Rngs,
     ):
+        check_init(init)
         if time_kernel % 2 != 1:
             # An even kernel has no centred 'same' padding; the paper uses 15 and 3.
             raise ValueError(f"time_kernel must be odd, got {time_kernel}")
@@ -212,13 +273,17 @@ class LeadConv(nnx.Module):
         self.upsample_input = upsample_input
         self.impl = impl
         self.dtype = dtype
-        # lecun_normal's fan-in is 3 * time_kernel * C_in, as for the 2-D kernel.
-        init = nnx.initializers.lecun_normal()
-        kernel = init(rngs.params(), (3, time_kernel, in_features, out_features), param_dtype)
-        self.kernel = nnx.Param(kernel if kernel_scale == 1.0 else kernel * kernel_scale)
-        self.bias = (
-            nnx.Param(jnp.zeros((out_features,), param_dtype)) if use_bias else nnx.data(None)
+        # The fan-in is 3 * time_kernel * C_in, as for PyTorch's Conv2d(C_in, C_out, (3, kt)).
+        fan_in = 3 * time_kernel * in_features
+        kernel = kernel_initializer(init)(
+            rngs.params(), (3, time_kernel, in_features, out_features), param_dtype
         )
+        self.kernel = nnx.Param(kernel if init_scale == 1.0 else kernel * init_scale)
+        if use_bias:
+            bias = bias_initializer(init, fan_in)(rngs.params(), (out_features,), param_dtype)
+            self.bias = nnx.Param(bias if init_scale == 1.0 else bias * init_scale)
+        else:
+            self.bias = nnx.data(None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         batch, leads, time, channels = x.shape
@@ -246,7 +311,8 @@ class LeadConv(nnx.Module):
 class ConvBlock(nnx.Module):
     """LeadConv (no bias) -> BatchNorm -> exact GELU.
 
-    ``upsample_input`` and ``impl`` are passed to :class:`LeadConv`.
+    ``upsample_input``, ``impl`` and ``init`` are passed to :class:`LeadConv` (BatchNorm
+    starts at scale 1, shift 0 under either scheme, as in PyTorch).
     Shapes: ``(B, leads, T, C_in) -> (B, leads, T, C_out)`` (``2T`` with ``upsample_input``).
     """
 
@@ -260,6 +326,7 @@ class ConvBlock(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
+        init: str = "torch",
         rngs: nnx.Rngs,
     ):
         self.conv = LeadConv(
@@ -269,6 +336,7 @@ class ConvBlock(nnx.Module):
             use_bias=False,
             upsample_input=upsample_input,
             impl=impl,
+            init=init,
             dtype=dtype,
             param_dtype=param_dtype,
             rngs=rngs,
@@ -310,6 +378,7 @@ class Encoder(nnx.Module):
     Args:
       widths: output channels of the three blocks (16, 32, 64 in the paper).
       kernel: (lead, time) kernel size; the lead extent must be 3 (see :class:`LeadConv`).
+      init: parameter initialisation scheme (:data:`INIT_SCHEMES`).
     Shapes:
       ``(B, leads, L, 1) -> Z (B, leads, L / 4, widths[-1])``; L must be divisible by 4.
     """
@@ -322,6 +391,7 @@ class Encoder(nnx.Module):
         impl: str = "auto",
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
+        init: str = "torch",
         rngs: nnx.Rngs,
     ):
         if len(widths) != 3:
@@ -334,7 +404,7 @@ class Encoder(nnx.Module):
             [
                 ConvBlock(
                     c_in, c_out, kernel[1], impl=impl, dtype=dtype, param_dtype=param_dtype,
-                    rngs=rngs,
+                    init=init, rngs=rngs,
                 )
                 for c_in, c_out in zip(ins, self.widths)
             ]

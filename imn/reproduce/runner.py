@@ -154,8 +154,10 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     written = write_table(rows, out / "table_classification", tables.CLASSIFICATION_COLUMNS,
                           caption=tables.classification_caption(rows, bootstrap),
                           one_format_per_column=True)
-    written += write_table(tables.per_class_rows(runs), out / "table_classification_per_class",
-                           tables.PER_CLASS_COLUMNS, one_format_per_column=True)
+    per_class = tables.per_class_rows(runs)
+    if per_class:
+        written += write_table(per_class, out / "table_per_class", tables.PER_CLASS_COLUMNS,
+                               one_format_per_column=True)
     rows = tables.faithfulness_rows(explained)
     written += write_table(rows, out / "table_faithfulness",
                            tables.metric_columns(tables.FAITHFULNESS_METRICS),

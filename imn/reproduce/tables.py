@@ -10,9 +10,13 @@ respond to perturbation, and the random control's by-construction values.
 
 * :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 and (for a
   multi-label task) subset accuracy with 95% bootstrap CIs, validation AUROC, test records and
-  positives. F1 and subset accuracy use per-class thresholds chosen on the validation split.
-* :func:`per_class_rows`: per task, model and class, the validation threshold and the test
-  F1, precision, recall and AUROC.
+  positives, the evaluation protocol, and calibration (ECE with equal-mass bins and Brier
+  score, raw and after temperature scaling fitted on validation; the scaled model's AUROC,
+  which equals the logits'). F1 and subset accuracy use per-class thresholds chosen on the
+  validation split.
+* :func:`per_class_rows`: per task, model and class of a task with more than one class,
+  the validation threshold, the test F1, precision and recall at it, and test AUROC and
+  AUPRC with their 95% CIs.
 * :func:`faithfulness_rows` / :func:`localisation_rows`: per model and method, from each
   explained run's ``faithfulness_test.json``.
 * :func:`cost_rows`: explanation ms and model evaluations per ECG, training samples/s.
@@ -78,35 +82,37 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
         row["epochs_run"] = metrics["epochs_run"]
         row["test_records"] = test["n_records"]
         row["test_positives"] = _positives(test)
+        row["protocol"] = protocol_label(metrics.get("protocol", "separate"))
+        row.update(_calibration_columns(metrics))
         rows.append(row)
     return rows
 
 
-def per_class_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:
-    """One row per finished run and class: the threshold chosen on validation and the test
-    F1, precision, recall and AUROC at it (NaN where undefined)."""
-    rows = []
-    for (task, model), workdir in runs.items():
-        path = workdir / "metrics.json"
-        if not path.exists():
-            continue
-        for name, entry in json.loads(path.read_text())["test"]["per_class"].items():
-            row: dict[str, Any] = {"task": task, "model": model, "class": name,
-                                   "test_positives": entry["positives"]}
-            for key in ("threshold", "f1", "precision", "recall", "auroc"):
-                value = entry.get(key)
-                row[key if key == "threshold" else f"test_{key}"] = (
-                    float("nan") if value is None else float(value))
-            rows.append(row)
-    return rows
+def protocol_label(protocol: str) -> str:
+    """How a run's checkpoint was selected and reported (``imn.train.data.PROTOCOL_LABELS``)."""
+    from imn.train.data import PROTOCOL_LABELS
+
+    return PROTOCOL_LABELS.get(protocol, protocol)
 
 
-PER_CLASS_COLUMNS = [
-    ("task", "task"), ("model", "model"), ("class", "class"),
-    ("threshold", "threshold (validation)"), ("test_f1", "test F1"),
-    ("test_precision", "test precision"), ("test_recall", "test recall"),
-    ("test_auroc", "test AUROC"), ("test_positives", "test positives"),
-]
+_NAN = float("nan")
+
+
+def _calibration_columns(metrics: dict[str, Any]) -> dict[str, float]:
+    """Calibration of the raw model and of the temperature-scaled one (NaN for runs written
+    before calibration was reported)."""
+    test = metrics["test"].get("calibration", {})
+    val = metrics.get("validation", {}).get("calibration", {})
+    return {
+        "temperature": float(test.get("temperature", _NAN)),
+        "val_ece": float(val.get("ece", _NAN)),
+        "test_ece": float(test.get("ece", _NAN)),
+        "test_ece_scaled": float(test.get("ece_scaled", _NAN)),
+        "test_brier": float(test.get("brier", _NAN)),
+        "test_brier_scaled": float(test.get("brier_scaled", _NAN)),
+        "test_macro_auroc_scaled": float(metrics["test"].get("macro_auroc_scaled", _NAN)),
+        "test_saturated": float(test.get("saturated", _NAN)),
+    }
 
 
 CLASSIFICATION_COLUMNS = [
@@ -116,7 +122,53 @@ CLASSIFICATION_COLUMNS = [
     ("test_f1", "test macro F1 [95% CI]"),
     ("test_subset_accuracy", "test subset accuracy [95% CI]"),
     ("val_macro_auroc", "val macro AUROC"),
+    ("test_ece", "test ECE"), ("test_ece_scaled", "test ECE, T-scaled"),
+    ("test_brier", "test Brier"), ("test_brier_scaled", "test Brier, T-scaled"),
+    ("temperature", "T (fit on val)"),
+    ("test_macro_auroc_scaled", "test macro AUROC, T-scaled"),
+    ("test_saturated", "test p = 0 or 1 (float32)"),
     ("test_records", "test records"), ("test_positives", "test positives"),
+    ("protocol", "protocol"),
+]
+
+
+def per_class_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:
+    """One row per class of every finished run of a task with more than one class: the
+    threshold chosen on validation, the test F1, precision and recall at it, test AUROC and
+    AUPRC [95% CI], positives and the protocol (NaN where undefined or not recorded)."""
+    rows = []
+    for (task, model), workdir in runs.items():
+        path = workdir / "metrics.json"
+        if not path.exists():
+            continue
+        metrics = json.loads(path.read_text())
+        test = metrics["test"]
+        if len(test.get("per_class", {})) < 2:
+            continue
+        for name, entry in test["per_class"].items():
+            row: dict[str, Any] = {"task": task, "model": model, "class": name,
+                                   "threshold": _float(entry.get("threshold"))}
+            for key in ("f1", "precision", "recall"):
+                row[f"test_{key}"] = _float(entry.get(key))
+            for key in ("auroc", "auprc"):
+                for suffix in ("", *CI_SUFFIXES):
+                    row[f"test_{key}{suffix}"] = _float(entry.get(key + suffix))
+            row["test_positives"] = entry["positives"]
+            row["protocol"] = protocol_label(metrics.get("protocol", "separate"))
+            rows.append(row)
+    return rows
+
+
+def _float(value: Any) -> float:
+    return _NAN if value is None else float(value)
+
+
+PER_CLASS_COLUMNS = [
+    ("task", "task"), ("model", "model"), ("class", "class"),
+    ("threshold", "threshold (validation)"), ("test_f1", "test F1"),
+    ("test_precision", "test precision"), ("test_recall", "test recall"),
+    ("test_auroc", "test AUROC [95% CI]"), ("test_auprc", "test AUPRC [95% CI]"),
+    ("test_positives", "test positives"), ("protocol", "protocol"),
 ]
 
 

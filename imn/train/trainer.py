@@ -6,6 +6,7 @@ Run folder layout::
       config.json         the resolved TrainConfig (a resumed run must match it)
       provenance.json     git commit, package versions, device, data identity
       metrics.jsonl       one line per epoch (train loss, validation AUROC, lr, rate)
+      tensorboard/        the same curves as TensorBoard event files (imn.train.tensorboard)
       checkpoints/last    resume point (every epoch); checkpoints/best (validation AUROC)
       predictions_{split}.npz, metrics.json   final evaluation of the best checkpoint
 
@@ -34,13 +35,14 @@ from imn.data.pipeline import BatchLoader, aggregate_windows, sliding_windows
 from imn.data.sharding import make_mesh, replicated_sharding
 from imn.models import create_model
 from imn.errors import ConfigError
-from imn.train import attention, losses, metrics, run_folder
+from imn.train import attention, calibration, losses, metrics, run_folder
 from imn.train.checkpoint import CheckpointError, RunCheckpoints
 from imn.train.config import TrainConfig
 from imn.train.data import TaskData, prepare_task_data
 from imn.train.optim import make_optimizer
 from imn.train.progress import Progress
-from imn.train.steps import LossSpec, StepFunctions, TrainState, make_steps
+from imn.train.tensorboard import EventLog
+from imn.train.steps import LossSpec, StepFunctions, TrainState, make_steps, merge_eval_model
 
 logger = logging.getLogger("imn")
 
@@ -128,6 +130,7 @@ class Run:
     steps_per_epoch: int
     checkpoints: RunCheckpoints
     model_name: str
+    logit_step: Any = None  # built on first use by binary_logit_step (one compile per run)
 
 
 def _check_config(config: TrainConfig, workdir: Path) -> None:
@@ -211,8 +214,46 @@ def _host_array(value: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(value, tiled=True))
 
 
-def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
-    """Scores ``(N, K)`` in the label layout, with sliding windows for crop-trained models."""
+def binary_logit_step(run: Run):
+    """A jitted ``(state, batch) -> (B, K)`` (or ``(B, W, K)`` windowed) of the binary logits
+    whose sigmoid is each class's score (:func:`imn.train.calibration.binary_logits`):
+    the unsaturated numbers that temperature scaling divides. Runs in float32 whatever
+    ``compute_dtype`` the scores were computed in."""
+    if run.logit_step is not None:
+        return run.logit_step
+    head = getattr(merge_eval_model(run.steps, run.steps.init_state()), "head_type", "sigmoid")
+
+    @jax.jit
+    def step(state: TrainState, batch: dict) -> jax.Array:
+        model = merge_eval_model(run.steps, state)
+        x = batch["x"]
+        windowed = x.ndim == 4
+        if windowed:
+            batch_size, windows = x.shape[:2]
+            x = x.reshape((batch_size * windows,) + x.shape[2:])
+        logits = model(x).astype(np.float32)
+        if head == "softmax":
+            logits = logits[:, 1:2] - logits[:, 0:1]
+        return logits.reshape(batch_size, windows, -1) if windowed else logits
+
+    run.logit_step = step
+    return step
+
+
+def _aggregate_window_logits(window_logits: np.ndarray, how: str) -> np.ndarray:
+    """Per-record binary logits whose sigmoid is the aggregated window probability."""
+    if how == "max":  # max commutes with the sigmoid
+        return aggregate_windows(window_logits, "max")
+    probs = aggregate_windows(calibration.sigmoid(window_logits), how)
+    probs = np.clip(probs, np.finfo(np.float64).tiny, 1 - np.finfo(np.float64).eps)
+    return np.log(probs) - np.log1p(-probs)
+
+
+def predict(run: Run, state: TrainState, signals: np.ndarray, *, logits: bool = False) -> np.ndarray:
+    """Scores ``(N, K)`` in the label layout, with sliding windows for crop-trained models.
+
+    ``logits=True`` gives the binary logits of :func:`binary_logit_step` instead (float64).
+    """
     config = run.config
     rate = run.data.sampling_rate
     window = _samples(config.data.eval_window_seconds, rate)
@@ -224,10 +265,14 @@ def predict(run: Run, state: TrainState, signals: np.ndarray) -> np.ndarray:
     loader = BatchLoader(inputs, placeholder, batch_size=config.eval_batch_size, mesh=run.mesh,
                          shuffle=False, drop_remainder=False, seed=0, prefetch_depth=2)
     num_outputs = len(run.data.classes)
-    scores = np.zeros((len(signals), num_outputs), np.float32)
+    scores = np.zeros((len(signals), num_outputs), np.float64 if logits else np.float32)
+    step = binary_logit_step(run) if logits else run.steps.eval_step
     for batch in loader.epoch(0):
-        batch_scores = _host_array(run.steps.eval_step(state, batch))
-        if window is not None:
+        batch_scores = _host_array(step(state, batch))
+        if window is not None and logits:
+            batch_scores = _aggregate_window_logits(batch_scores.astype(np.float64),
+                                                    config.data.eval_aggregation)
+        elif window is not None:
             batch_scores = aggregate_windows(batch_scores, config.data.eval_aggregation)
         index = _host_array(batch["index"])
         valid = index >= 0
@@ -258,7 +303,6 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 def train(run: Run) -> TrainState:
     """The epoch loop with early stopping and per-epoch checkpoints; returns the last state."""
-    config = run.config
     state = run.steps.init_state()
     meta = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0, "stopped": False}
     restored = run.checkpoints.restore_last(state)
@@ -270,6 +314,17 @@ def train(run: Run) -> TrainState:
     history = _read_history(history_path, meta["epoch"])
     _write_history(history_path, history)
 
+    events = EventLog(run.workdir)
+    try:
+        return _epochs(run, state, meta, history, history_path, events)
+    finally:
+        events.close()
+
+
+def _epochs(run: Run, state: TrainState, meta: dict, history: list[dict], history_path: Path,
+            events: EventLog) -> TrainState:
+    """The epochs after ``meta["epoch"]``, until the cap or early stopping."""
+    config = run.config
     samples_per_step = config.batch_size
     for epoch in range(meta["epoch"] + 1, config.epochs):
         if meta["stopped"]:
@@ -287,6 +342,7 @@ def train(run: Run) -> TrainState:
                 # Fetching a value synchronises with the device; do it only every few steps.
                 loss_now = float(step_metrics["loss"])
                 _check_finite(loss_now, f"at step {int(state.step)} (epoch {epoch + 1})")
+                events.step_loss(int(state.step), loss_now)
                 progress.update(config.log_every_steps, extra=f"loss {loss_now:.4f}", force=True)
         train_loss = float(np.mean(jax.device_get(losses_seen)))
         _check_finite(train_loss, f"in epoch {epoch + 1}")
@@ -317,6 +373,7 @@ def train(run: Run) -> TrainState:
         # Metrics first, checkpoint second: a kill in between re-runs the epoch, and the
         # resumed run drops the orphaned line before writing it again.
         _write_history(history_path, history)
+        events.epoch(record)
         if improved:
             run.checkpoints.save_best(int(state.step), state, meta)
         run.checkpoints.save_last(int(state.step), state, meta)
@@ -328,24 +385,47 @@ def train(run: Run) -> TrainState:
     return state
 
 
+def _stopped_early(history_path: Path, config: TrainConfig) -> bool:
+    """Whether patience ended the run (fewer epochs logged than the cap)."""
+    return len(_read_history(history_path, config.epochs)) < config.epochs
+
+
 def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -> dict:
-    """Predictions and metrics of ``state``; thresholds are chosen on the validation split."""
+    """Predictions and metrics of ``state``; thresholds and the calibration temperature are
+    fitted on the validation split only.
+
+    Each split's summary gains ``calibration`` (:func:`imn.train.calibration.calibration_summary`:
+    ECE and Brier before and after temperature scaling) and ``macro_auroc_scaled``, the
+    macro AUROC of the temperature-scaled model, ranked by ``logits / T`` in float64 (the
+    logits' ranking: a positive temperature cannot change it; the raw ``macro_auroc`` ranks
+    float32 probabilities, which tie where a saturated model rounds them to 0 or 1), and
+    ``protocol``.
+    """
     config = run.config
-    scores = {name: predict(run, state, run.data.split(name).signals) for name in
-              dict.fromkeys(("validation",) + tuple(splits))}
+    names = tuple(dict.fromkeys(("validation",) + tuple(splits)))
+    scores = {name: predict(run, state, run.data.split(name).signals) for name in names}
+    logits = {name: predict(run, state, run.data.split(name).signals, logits=True) for name in names}
     thresholds = metrics.choose_thresholds(run.data.validation.labels, scores["validation"])
+    temperature = calibration.fit_temperature(run.data.validation.labels, logits["validation"])
     results = {}
     for name in splits:
         part = run.data.split(name)
         atomic.savez_compressed(
             run.workdir / f"predictions_{name}.npz",
-            scores=scores[name], labels=part.labels, ecg_ids=part.ecg_ids,
+            scores=scores[name], logits=logits[name], labels=part.labels, ecg_ids=part.ecg_ids,
             classes=np.asarray(run.data.classes), thresholds=thresholds,
+            temperature=np.float64(temperature),
         )
         results[name] = metrics.summarize(
             part.labels, scores[name], thresholds=thresholds, n_boot=config.bootstrap_samples,
             seed=config.seed, class_names=list(run.data.classes),
         )
+        results[name]["calibration"] = calibration.calibration_summary(
+            part.labels, logits[name], temperature)
+        # On logits / T (float64), not on sigmoids that may round to 0 or 1 and tie.
+        results[name]["macro_auroc_scaled"] = metrics.macro_auroc(
+            part.labels, logits[name] / temperature)
+        results[name]["protocol"] = config.data.protocol
     return results
 
 
@@ -380,7 +460,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path, *, devices=None
         "classes": list(run.data.classes),
         "best_epoch": meta["best_epoch"],
         "best_val_macro_auroc": meta["best_score"],
-        "epochs_run": meta["epoch"] + 1,
+        # From the epoch log, not from ``meta``: that is the *best* checkpoint's, whose
+        # epoch is the best one, not the last one run.
+        "epochs_run": len(_read_history(Path(workdir) / "metrics.jsonl", config.epochs)),
+        "stopped_early": _stopped_early(Path(workdir) / "metrics.jsonl", config),
+        "protocol": config.data.protocol,
         **results,
     }
     # The done marker of the run (imn reproduce skips a run that has it): written atomically.

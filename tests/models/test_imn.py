@@ -221,11 +221,11 @@ def test_weight_init_scale_scales_the_generated_weights_only():
     plain.eval(), scaled.eval()
     w_plain, b_plain = plain.generate(x)
     w_scaled, b_scaled = scaled.generate(x)
-    # W is the last conv's output, which starts with a zero bias: it scales exactly.
+    # W is the last conv's output; its initial kernel and bias both scale: W scales exactly.
     np.testing.assert_allclose(w_scaled, 0.01 * w_plain, rtol=1e-5, atol=1e-8)
     np.testing.assert_array_equal(b_scaled, b_plain)
     assert _param_count(scaled) == _param_count(plain)
-    # The point of the option: unit-scale weights give logits of order sqrt(12 L).
+    # The point of the option: unit-scale weights give saturated initial logits.
     assert float(jnp.abs(plain(x)).max()) > 10 * float(jnp.abs(scaled(x)).max())
 
 

@@ -19,6 +19,7 @@ PINNED = {
     ("imn", 1): 139_490,
     ("imn", 5): 140_330,
     ("imn_softmax", 2): 139_700,
+    ("imn_stable", 1): 139_490,  # same architecture as imn, another initialisation
     ("cnn2d", 1): 116_209,
     ("imn_direct", 1): 896_209,  # L = 1000 (100 Hz, 10 s)
 }
@@ -49,7 +50,7 @@ def test_count_params_counts_only_params():
 
 def test_known_names():
     assert set(MODEL_NAMES) == {
-        "imn", "imn_softmax", "imn_direct", "cnn2d", "inception1d", "resnet1d_wang",
+        "imn", "imn_softmax", "imn_direct", "imn_stable", "cnn2d", "inception1d", "resnet1d_wang",
         "xresnet1d101", "resnet34_1d", "xecgnet",
     }
 

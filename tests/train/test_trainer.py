@@ -48,6 +48,7 @@ def test_tiny_run_writes_config_metrics_checkpoints_and_predictions(tmp_path):
     # Re-evaluating the saved best checkpoint reproduces the same test predictions.
     again = evaluate_workdir(tmp_path, "test")
     assert again["test"]["macro_auroc"] == pytest.approx(test["macro_auroc"], abs=1e-6)
+    _check_calibration_protocol_and_tensorboard(tmp_path, summary)
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
@@ -117,3 +118,67 @@ def test_a_run_killed_mid_training_resumes_and_ends_like_an_uninterrupted_one(tm
     for key in ("train_loss", "val_macro_auroc", "step"):
         assert [l[key] for l in res_lines] == pytest.approx([l[key] for l in ref_lines], rel=1e-6)
     assert resumed_summary["test"]["macro_auroc"] == pytest.approx(reference["test"]["macro_auroc"], abs=1e-6)
+
+
+def _check_calibration_protocol_and_tensorboard(tmp_path, summary):
+    """Part of the tiny-run test (one training run for both)."""
+    from imn.train import calibration
+
+    assert summary["protocol"] == "separate"
+    # Epochs run come from the epoch log (not the best checkpoint's epoch); no patience here.
+    assert summary["epochs_run"] == len(history(tmp_path)) == 2 and not summary["stopped_early"]
+    test = summary["test"]
+    predictions = np.load(tmp_path / "predictions_test.npz")
+    val_predictions = np.load(tmp_path / "predictions_validation.npz")
+    # The temperature is the one fitted on the validation logits, never on test.
+    temperature = calibration.fit_temperature(val_predictions["labels"], val_predictions["logits"])
+    assert test["calibration"]["temperature"] == pytest.approx(temperature, rel=1e-12)
+    assert float(predictions["temperature"]) == pytest.approx(temperature, rel=1e-12)
+    # The saved logits are the scores' logits (float32 sigmoid of them gives the scores).
+    np.testing.assert_allclose(calibration.sigmoid(predictions["logits"]), predictions["scores"],
+                               rtol=1e-4, atol=1e-6)
+    from imn.train.metrics import macro_auroc
+    assert test["macro_auroc_scaled"] == macro_auroc(predictions["labels"], predictions["logits"])
+    for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+        assert 0.0 <= test["calibration"][key] <= 1.0
+    # TensorBoard: one scalar per epoch per curve, readable by the protobuf reader.
+    files = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert files
+    tags = _event_scalars(files)
+    assert sorted(tags["train/loss"]) == [1, 2]
+    assert tags["train/loss"][2] == pytest.approx(history(tmp_path)[1]["train_loss"], rel=1e-6)
+    assert sorted(tags["validation/macro_auroc"]) == [1, 2]
+
+
+def _event_scalars(files) -> dict[str, dict[int, float]]:
+    """``tag -> {step: value}`` read back from TFRecord event files (length-prefixed
+    protobuf records), without TensorFlow or TensorBoard."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for path in files:
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            payload = data[offset + 12: offset + 12 + length]
+            offset += 12 + length + 4
+            event = event_pb2.Event.FromString(payload)
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
+
+
+def test_merged_9_10_protocol_selects_and_reports_on_the_same_records(tmp_path):
+    from imn.train.data import prepare_task_data
+
+    config = tiny("data.protocol=merged_9_10", "data.max_records=1000")
+    data = prepare_task_data(config.data, seed=config.seed)
+    assert data.test is data.validation
+    assert set(np.unique(data.test.folds)) == {9, 10}
+    separate = prepare_task_data(tiny("data.max_records=1000").data, seed=config.seed)
+    assert len(data.test) == len(separate.validation) + len(separate.test)
+    with pytest.raises(ValueError, match="protocol"):
+        prepare_task_data(tiny("data.protocol=folds_9_10").data)

@@ -1,0 +1,96 @@
+"""Reliability diagrams: how often a class is present among ECGs given probability p.
+
+One panel: observed positive rate against mean predicted probability in equal-mass bins
+(:func:`imn.train.calibration.reliability_bins`, the bins of the ECE the tables report),
+the diagonal of perfect calibration, one line per series (e.g. a model raw and after
+temperature scaling), its ECE in the legend; below it, how many predictions fall in each
+tenth of [0, 1] (log scale), which shows a saturated model's pile-up at 0 and 1.
+Single-column width (88 mm), Okabe-Ito colours, PDF + 300 dpi PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from imn.plots.attribution import SINGLE_COLUMN_MM, save_figure  # noqa: E402
+from imn.train.calibration import (  # noqa: E402
+    DEFAULT_BINS,
+    expected_calibration_error,
+    reliability_bins,
+)
+
+_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+_MM = 1 / 25.4
+
+
+def plot_reliability(
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    out: str | Path | None = None,
+    *,
+    n_bins: int = DEFAULT_BINS,
+    title: str | None = None,
+) -> plt.Figure:
+    """Reliability diagram of several ``name -> (labels (N, K), probs (N, K))`` series
+    (classes pooled). Saves ``out.pdf`` and ``out.png`` when ``out`` is given."""
+    if not series:
+        raise ValueError("plot_reliability needs at least one series")
+    fig = plt.figure(figsize=(SINGLE_COLUMN_MM * _MM, 105 * _MM))
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08,
+                            left=0.16, right=0.97, top=0.92 if title else 0.97, bottom=0.11)
+    ax, hist = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--", label="perfect")
+    edges = np.linspace(0, 1, 11)
+    width = 0.8 / (10 * len(series))
+    for i, (name, (labels, probs)) in enumerate(series.items()):
+        colour = _COLOURS[i % len(_COLOURS)]
+        bins = reliability_bins(labels, probs, n_bins)
+        ece = float(np.mean(expected_calibration_error(labels, probs, n_bins)))
+        ax.plot(bins["confidence"], bins["frequency"], marker="o", markersize=3,
+                linewidth=1.0, color=colour, label=f"{name} (ECE {ece:.3f})")
+        counts, _ = np.histogram(np.asarray(probs).ravel(), bins=edges)
+        centres = edges[:-1] + 0.05 + (i - (len(series) - 1) / 2) * width
+        hist.bar(centres, counts, width=width, color=colour, align="center")
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed positive rate")
+    ax.tick_params(labelbottom=False)
+    ax.set_aspect("auto")
+    ax.legend(loc="upper left", fontsize=6, frameon=False)
+    ax.text(0.98, 0.02, f"{n_bins} equal-mass bins", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=6, color="#555555")
+    hist.set(xlim=(0, 1), xlabel="predicted probability", ylabel="ECGs")
+    hist.set_yscale("symlog", linthresh=1)
+    for axis in (ax, hist):
+        axis.tick_params(labelsize=7)
+        axis.xaxis.label.set_size(7)
+        axis.yaxis.label.set_size(7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+def plot_run_reliability(workdir: str | Path, out: str | Path | None = None, *,
+                         split: str = "test", n_bins: int = DEFAULT_BINS) -> plt.Figure:
+    """Reliability diagram of a finished run's ``split``: raw probabilities and those
+    temperature-scaled with the T fitted on validation (``predictions_{split}.npz``)."""
+    from imn.train.calibration import sigmoid
+
+    path = Path(workdir) / f"predictions_{split}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; evaluate the run first")
+    saved = np.load(path)
+    if "logits" not in saved or "temperature" not in saved:
+        raise ValueError(f"{path} has no logits/temperature (written before calibration was "
+                         "reported); re-run `imn evaluate` on the run")
+    labels, logits, temperature = saved["labels"], saved["logits"], float(saved["temperature"])
+    series = {"raw": (labels, sigmoid(logits)),
+              f"T-scaled (T = {temperature:.3g}, fit on val)": (labels, sigmoid(logits / temperature))}
+    return plot_reliability(series, out, n_bins=n_bins,
+                            title=f"{Path(workdir).name}: {split}")

@@ -1,0 +1,242 @@
+"""The IMN trainability study (issue 13): does ECG-IMN train, and at what cost in AUROC?
+
+    imn trainability --data ptbxl:../shared/data/ptb-xl --out results/imn-trainability
+
+trains, for each task and seed, four models with the paper's recipe (``imn_paper_recipe``):
+
+* ``imn``            ECG-IMN with the authors' initialisation (PyTorch defaults; the paper),
+* ``imn_flax_init``  ECG-IMN with this codebase's earlier Flax initialisation,
+* ``imn_stable``     the stabilised variant (a deviation from the paper, see the registry),
+* ``cnn2d``          the black box on the same encoder,
+
+on ``norm_vs_mi`` and ``superdiagnostic`` of the PTB-XL folder given (the slice will do) and
+on the synthetic task; 3 seeds each. It writes into ``--out``:
+
+* ``runs/TASK/VARIANT/seedS/``: each run folder (resumable: a finished run is skipped),
+* ``learning_curves_TASK.{pdf,png}``: train loss and validation AUROC per epoch, mean and
+  range over seeds, one figure per task,
+* ``initial_logits.{csv,pdf,png}``: |initial logit| of each model (training mode, the first
+  validation batch of each task) over the seeds,
+* ``table_trainability.{csv,md}``: test macro AUROC mean +- sd over seeds, validation ECE
+  before temperature scaling, saturated test probabilities, epochs run and whether early
+  stopping ended the run, per task and variant,
+* ``study.json``: the plan (every training config) and wall times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imn.report import write_table
+from imn.train.config import TrainConfig, apply_overrides
+from imn.train.data import SYNTHETIC_TASK
+from imn.train.presets import check_preset, imn_paper_recipe
+
+logger = logging.getLogger("imn")
+
+# variant -> (registered model, constructor overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "imn": ("imn", {}),
+    "imn_flax_init": ("imn", {"init": "flax"}),
+    "imn_stable": ("imn_stable", {}),
+    "cnn2d": ("cnn2d", {}),
+}
+PTBXL_TASKS = ("norm_vs_mi", "superdiagnostic")
+SEEDS = (0, 1, 2)
+# Records in the batch whose initial logits are measured (one BatchNorm batch).
+INITIAL_LOGIT_RECORDS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    preset: str
+    ptbxl_root: str | None  # None: synthetic task only
+    seeds: tuple[int, ...] = SEEDS
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    overrides: tuple[str, ...] = ()  # ``key=value`` for every run (e.g. epochs=30)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return (PTBXL_TASKS if self.ptbxl_root else ()) + (SYNTHETIC_TASK,)
+
+    def config(self, task: str, variant: str, seed: int) -> TrainConfig:
+        model, model_overrides = VARIANTS[variant]
+        config = imn_paper_recipe(self.preset, model=model, task=task)
+        source = ["data.source=synthetic"] if task == SYNTHETIC_TASK else [
+            "data.source=ptbxl", f"data.root={self.ptbxl_root}"]
+        sets = [*source, f"seed={seed}", *self.overrides]
+        sets += [f"model.overrides.{key}={json.dumps(value)}" for key, value in model_overrides.items()]
+        return apply_overrides(config, sets)
+
+    def run_dir(self, out: Path, task: str, variant: str, seed: int) -> Path:
+        return out / "runs" / task / variant / f"seed{seed}"
+
+
+def make_study(preset: str, ptbxl_root: str | None, *, seeds: tuple[int, ...] = SEEDS,
+               variants: tuple[str, ...] | None = None, overrides: tuple[str, ...] = ()) -> Study:
+    check_preset(preset)
+    chosen = tuple(variants or VARIANTS)
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; expected some of {tuple(VARIANTS)}")
+    if not seeds:
+        raise ValueError("the study needs at least one seed")
+    return Study(preset, ptbxl_root, tuple(seeds), chosen, tuple(overrides))
+
+
+# ---------------------------------------------------------------------------- training
+def train_all(study: Study, out: Path) -> dict[str, float]:
+    """Trains every (task, variant, seed) not finished yet; returns wall seconds per run."""
+    from imn.train.trainer import train_and_evaluate
+
+    runs = [(t, v, s) for t in study.tasks for v in study.variants for s in study.seeds]
+    seconds = {}
+    for index, (task, variant, seed) in enumerate(runs, 1):
+        workdir = study.run_dir(out, task, variant, seed)
+        if (workdir / "metrics.json").exists():
+            continue
+        logger.info("[%d/%d] training %s / %s / seed %d", index, len(runs), task, variant, seed)
+        start = time.perf_counter()
+        train_and_evaluate(study.config(task, variant, seed), workdir)
+        seconds[f"{task}/{variant}/seed{seed}"] = time.perf_counter() - start
+    return seconds
+
+
+# ---------------------------------------------------------------------------- read back
+def _history(workdir: Path) -> list[dict]:
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _metrics(workdir: Path) -> dict | None:
+    path = workdir / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), (float(statistics.stdev(values)) if len(values) > 1 else 0.0)
+
+
+def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
+    """Per task and variant, over the finished seeds: test macro AUROC mean and sd, the
+    temperature-scaled model's, validation ECE (raw), saturated test probabilities, epochs run,
+    and how many runs stopped early (patience) rather than at the epoch cap."""
+    rows = []
+    for task in study.tasks:
+        for variant in study.variants:
+            finished = [(s, m) for s in study.seeds
+                        if (m := _metrics(study.run_dir(out, task, variant, s))) is not None]
+            if not finished:
+                continue
+            test_auroc = [m["test"]["macro_auroc"] for _, m in finished]
+            val_ece = [m["validation"].get("calibration", {}).get("ece") for _, m in finished]
+            saturated = [m["test"].get("calibration", {}).get("saturated") for _, m in finished]
+            epochs = [len(_history(study.run_dir(out, task, variant, s))) for s, _ in finished]
+            cap = study.config(task, variant, finished[0][0]).epochs
+            mean, sd = _mean_sd(test_auroc)
+            ece_mean, ece_sd = _mean_sd(val_ece)
+            rows.append({
+                "task": task, "variant": variant, "seeds": len(finished),
+                "test_macro_auroc_mean": mean, "test_macro_auroc_sd": sd,
+                "test_macro_auroc": f"{mean:.3f} ± {sd:.3f}",
+                "val_ece_mean": ece_mean, "val_ece": f"{ece_mean:.3f} ± {ece_sd:.3f}",
+                "test_saturated_total": int(sum(s or 0 for s in saturated)),
+                "epochs_run": ", ".join(str(e) for e in epochs),
+                "stopped_early": f"{sum(e < cap for e in epochs)}/{len(epochs)}",
+            })
+    return rows
+
+
+TABLE_COLUMNS = [
+    ("task", "task"), ("variant", "model"), ("seeds", "seeds"),
+    ("test_macro_auroc", "test macro AUROC (mean ± sd)"),
+    ("val_ece", "val ECE, raw (mean ± sd)"),
+    ("test_saturated_total", "test p = 0 or 1 (all seeds)"),
+    ("epochs_run", "epochs run"), ("stopped_early", "early-stopped"),
+]
+
+
+# ---------------------------------------------------------------------------- initial logits
+def initial_logit_rows(study: Study) -> list[dict[str, Any]]:
+    """|initial logit| of every variant on the first validation records of each task,
+    one row per (task, variant, seed, record, class)."""
+    from imn.models.diagnostics import initial_logits
+    from imn.train.data import prepare_task_data
+    from imn.train.trainer import model_outputs
+
+    rows = []
+    for task in study.tasks:
+        config = study.config(task, study.variants[0], study.seeds[0])
+        data = prepare_task_data(config.data, seed=config.seed)
+        signals = data.validation.signals[:INITIAL_LOGIT_RECORDS]
+        for variant in study.variants:
+            model, overrides = VARIANTS[variant]
+            k = model_outputs(model, len(data.classes))
+            logits = initial_logits(model, signals, study.seeds, num_classes=k, **overrides)
+            for seed_index, seed in enumerate(study.seeds):
+                for value in np.abs(logits[seed_index]).ravel():
+                    rows.append({"task": task, "variant": variant, "seed": seed,
+                                 "abs_logit": float(value)})
+    return rows
+
+
+def _write_initial_logits(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
+    """Every value in ``stem.csv``; the median |logit| per task and model in ``stem.md``."""
+    import csv
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(stem.with_suffix(".csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["task", "variant", "seed", "abs_logit"])
+        writer.writeheader()
+        writer.writerows(rows)
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["variant"]), []).append(row["abs_logit"])
+    summary = [{"task": task, "variant": variant, "values": len(values),
+                "median_abs_logit": float(np.median(values)),
+                "max_abs_logit": float(np.max(values))}
+               for (task, variant), values in groups.items()]
+    md = write_table(summary, stem.parent / f"{stem.name}_summary")
+    return [stem.with_suffix(".csv"), *md]
+
+
+# ---------------------------------------------------------------------------- entry point
+def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
+    """Train what is missing, then write the table, curves and initial-logit figure."""
+    from imn.plots.trainability import plot_initial_logits, plot_learning_curves
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    seconds = train_all(study, out)
+    written = write_table(table_rows(study, out), out / "table_trainability", TABLE_COLUMNS)
+    logit_rows = initial_logit_rows(study)
+    written += _write_initial_logits(logit_rows, out / "initial_logits")
+    if figures:
+        for task in study.tasks:
+            histories = {variant: [_history(study.run_dir(out, task, variant, s)) for s in study.seeds]
+                         for variant in study.variants}
+            written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
+        written += plot_initial_logits(logit_rows, out / "initial_logits")
+    record = {
+        "study": dataclasses.asdict(study),
+        "configs": {f"{t}/{v}/seed{s}": study.config(t, v, s).to_dict()
+                    for t in study.tasks for v in study.variants for s in study.seeds},
+        "train_seconds": seconds,
+        "total_seconds": time.perf_counter() - started,
+    }
+    (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
+    return {"written": [str(p) for p in written], **record}

@@ -1,0 +1,59 @@
+"""The trainability study (imn.reproduce.trainability) at tiny size: every run trained and
+read back, the table equal to the runs' own metrics, curves and initial logits written,
+finished runs skipped when the command is repeated."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+
+import pytest
+
+from imn.cli import main
+from imn.reproduce.trainability import VARIANTS, make_study
+
+
+def _read_csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_study_configs_differ_only_in_model_and_seed():
+    study = make_study("cpu", "/data/ptb-xl")
+    assert study.tasks == ("norm_vs_mi", "superdiagnostic", "synthetic")
+    faithful = study.config("norm_vs_mi", "imn", 0)
+    flax = study.config("norm_vs_mi", "imn_flax_init", 1)
+    assert flax.model.overrides == {"init": "flax"} and faithful.model.overrides == {}
+    assert (flax.seed, flax.data.root, flax.epochs) == (1, "/data/ptb-xl", faithful.epochs)
+    assert study.config("synthetic", "cnn2d", 2).data.source == "synthetic"
+    assert set(VARIANTS) == {"imn", "imn_flax_init", "imn_stable", "cnn2d"}
+    with pytest.raises(ValueError, match="unknown variant"):
+        make_study("cpu", None, variants=("imn_big",))
+
+
+@pytest.mark.slow
+def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
+    out = tmp_path / "study"
+    command = ["trainability", "--preset", "tiny", "--seeds", "0,1", "--variants",
+               "imn_stable,cnn2d", "--out", str(out)]
+    assert main(command) == 0
+    rows = _read_csv(out / "table_trainability.csv")
+    assert [(r["task"], r["variant"]) for r in rows] == [("synthetic", "imn_stable"), ("synthetic", "cnn2d")]
+    for row in rows:
+        aurocs = [json.loads((out / f"runs/synthetic/{row['variant']}/seed{s}/metrics.json").read_text())
+                  ["test"]["macro_auroc"] for s in (0, 1)]
+        assert float(row["test_macro_auroc_mean"]) == pytest.approx(statistics.mean(aurocs))
+        assert float(row["test_macro_auroc_sd"]) == pytest.approx(statistics.stdev(aurocs))
+        assert row["stopped_early"] == "0/2"  # the tiny preset has no patience
+    logits = _read_csv(out / "initial_logits.csv")
+    assert {r["variant"] for r in logits} == {"imn_stable", "cnn2d"}
+    summary = _read_csv(out / "initial_logits_summary.csv")
+    for row in summary:
+        values = [float(r["abs_logit"]) for r in logits if r["variant"] == row["variant"]]
+        assert float(row["median_abs_logit"]) == pytest.approx(statistics.median(values))
+    for stem in ("learning_curves_synthetic", "initial_logits"):
+        assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").exists()
+    # Repeating the command trains nothing again.
+    assert main(command) == 0
+    assert json.loads((out / "study.json").read_text())["train_seconds"] == {}

@@ -1,0 +1,114 @@
+"""ECE (equal-mass bins), Brier score and temperature scaling, against independent references:
+a per-bin loop written from the definition, scikit-learn's Brier score, SciPy's scalar
+minimiser, and the invariance of AUROC under a positive temperature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from imn.train import calibration
+from imn.train.metrics import macro_auroc
+
+
+def _labels_from(logits: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random(logits.shape) < calibration.sigmoid(logits)).astype(np.float64)
+
+
+def test_ece_matches_the_definition_with_equal_mass_bins():
+    rng = np.random.default_rng(0)
+    probs = rng.random((103, 2))
+    labels = (rng.random((103, 2)) < 0.3).astype(float)
+    got = calibration.expected_calibration_error(labels, probs, n_bins=10)
+    for k in range(2):
+        order = np.argsort(probs[:, k])
+        bins = np.array_split(order, 10)  # sizes differ by at most one: equal mass
+        assert {len(b) for b in bins} <= {10, 11}
+        expected = sum(len(b) / 103 * abs(probs[b, k].mean() - labels[b, k].mean()) for b in bins)
+        assert got[k] == pytest.approx(expected, abs=1e-12)
+
+
+def test_ece_small_when_calibrated_large_when_overconfident():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, (20_000, 1))
+    labels = _labels_from(logits, 2)
+    assert calibration.expected_calibration_error(labels, calibration.sigmoid(logits))[0] < 0.02
+    overconfident = calibration.sigmoid(10 * logits)
+    assert calibration.expected_calibration_error(labels, overconfident)[0] > 0.1
+
+
+def test_brier_matches_sklearn():
+    rng = np.random.default_rng(3)
+    probs, labels = rng.random((50, 3)), (rng.random((50, 3)) < 0.5).astype(int)
+    got = calibration.brier_score(labels, probs)
+    for k in range(3):
+        assert got[k] == pytest.approx(brier_score_loss(labels[:, k], probs[:, k]), abs=1e-12)
+
+
+def test_temperature_minimises_the_validation_cross_entropy():
+    rng = np.random.default_rng(4)
+    true_logits = rng.normal(0, 1.5, (5_000, 2))
+    labels = _labels_from(true_logits, 5)
+    fitted = calibration.fit_temperature(labels, 40.0 * true_logits)  # a saturated model
+
+    def nll(log_t):
+        p = calibration.sigmoid(40.0 * true_logits / np.exp(log_t))
+        p = np.clip(p, 1e-300, 1 - 1e-16)
+        return -np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p))
+
+    reference = np.exp(minimize_scalar(nll, bounds=(-5, 10), method="bounded",
+                                       options={"xatol": 1e-9}).x)
+    assert fitted == pytest.approx(reference, rel=1e-4)
+    assert fitted == pytest.approx(40.0, rel=0.1)  # it undoes the factor the data came from
+
+
+def test_temperature_edge_cases():
+    labels = np.array([[0.0], [1.0], [0.0], [1.0]])
+    assert calibration.fit_temperature(labels, np.zeros((4, 1))) == 1.0
+    # Logits that rank worse than chance: no positive temperature helps, clamp to flat.
+    assert calibration.fit_temperature(labels, np.array([[3.0], [-3.0], [2.0], [-1.0]])) == 1e6
+    with pytest.raises(ValueError, match="NaN"):
+        calibration.fit_temperature(labels, np.array([[np.nan], [1.0], [0.0], [1.0]]))
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.7, 300.0, 1e4])
+def test_temperature_scaling_never_changes_auroc(temperature):
+    rng = np.random.default_rng(6)
+    logits = rng.normal(0, 300, (400, 3))  # saturated: float32 sigmoids would tie at 0 and 1
+    labels = (rng.random((400, 3)) < calibration.sigmoid(logits / 300)).astype(float)
+    # The scaled model ranks by logits / T: exactly the raw model's ranking.
+    assert macro_auroc(labels, logits / temperature) == macro_auroc(labels, logits)
+    assert roc_auc_score(labels[:, 0], logits[:, 0] / temperature) == pytest.approx(
+        roc_auc_score(labels[:, 0], logits[:, 0]), abs=1e-12)
+    # Its probabilities rank the same wherever they do not round to 0 or 1; saturated ones
+    # tie (why the trainer scores the scaled model's AUROC on logits / T, not on sigmoids).
+    scaled = calibration.sigmoid(logits / temperature)
+    if np.all((scaled > 0) & (scaled < 1)) and len(np.unique(scaled)) == scaled.size:
+        assert macro_auroc(labels, scaled) == pytest.approx(macro_auroc(labels, logits), abs=1e-12)
+
+
+def test_summary_reports_raw_and_scaled_and_counts_saturated_probabilities():
+    rng = np.random.default_rng(7)
+    true_logits = rng.normal(0, 1, (2_000, 1))
+    labels = _labels_from(true_logits, 8)
+    logits = 200.0 * true_logits
+    temperature = calibration.fit_temperature(labels, logits)
+    summary = calibration.calibration_summary(labels, logits, temperature)
+    assert summary["ece_scaled"] < summary["ece"] and summary["brier_scaled"] < summary["brier"]
+    expected = int(np.sum(np.isin(calibration.sigmoid(logits).astype(np.float32), (0.0, 1.0))))
+    assert summary["saturated"] == expected > 0
+    with pytest.raises(ValueError, match="positive"):
+        calibration.calibration_summary(labels, logits, 0.0)
+
+
+def test_binary_logits_of_a_softmax_head_give_its_class_one_probability():
+    logits = np.array([[0.3, 2.0], [5.0, -1.0]])
+    softmax_p1 = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)
+    np.testing.assert_allclose(
+        calibration.sigmoid(calibration.binary_logits(logits, "softmax"))[:, 0], softmax_p1)
+    assert calibration.binary_logits(logits, "sigmoid") is not None
+    with pytest.raises(ValueError, match="head"):
+        calibration.binary_logits(logits, "tanh")
