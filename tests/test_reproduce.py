@@ -111,7 +111,17 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
         similarity = float(row["randomization_similarity"])
         assert np.isnan(similarity) or -1.0 <= similarity <= 1.0
     assert any(np.isfinite(float(row["randomization_similarity"])) for row in faith)
-    assert {r["method"] for r in _read_csv(out / "table_localisation.csv")} == {"imn", "saliency", "random", "gradcam"}
+    localisation = _read_csv(out / "table_localisation.csv")
+    assert {r["method"] for r in localisation} == {"imn", "saliency", "random", "gradcam",
+                                                   "oracle", "misplaced_mask"}
+    for row in localisation:
+        if row["method"] == "oracle":  # the mask itself: the top of every metric's scale
+            assert float(row["pointing_game"]) == 1.0
+            assert float(row["mask_auroc"]) == pytest.approx(1.0, abs=1e-6)
+    by_finding = _read_csv(out / "table_localisation_by_finding.csv")
+    assert {r["finding"] for r in by_finding} - {"all"} <= {"QRSW", "STE", "TINV"}
+    assert {(r["model"], r["method"]) for r in by_finding} == {
+        (r["model"], r["method"]) for r in localisation}
     cost = {(r["model"], r["method"]): r for r in _read_csv(out / "table_cost.csv")}
     assert int(cost[("imn", "imn")]["evaluations_per_ecg"]) == 1
     assert float(cost[("resnet1d_wang", "gradcam")]["train_samples_per_s"]) == pytest.approx(

@@ -283,6 +283,62 @@ class _MetricTimer:
         return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
 
 
+def localisation_scores(attribution: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-ECG localisation scores ``{metric: (n,)}`` of ``attribution (n, L, 12)`` against
+    the evidence ``mask (n, L, 12)`` (NaN where the mask is empty or covers everything)."""
+    from imn import faithfulness
+
+    return {
+        "pointing_game": np.asarray(faithfulness.pointing_game(attribution, mask), np.float64),
+        "relevance_mass_accuracy": np.asarray(faithfulness.relevance_mass_accuracy(attribution, mask)),
+        "relevance_rank_accuracy": np.asarray(faithfulness.relevance_rank_accuracy(attribution, mask)),
+        "mask_auroc": np.asarray(faithfulness.mask_auroc(attribution, mask)),
+    }
+
+
+def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarray | None = None,
+                      **extra: Any) -> dict[str, Any]:
+    """One table row: mean and bootstrap CI of each localisation metric over the ECGs in
+    ``keep`` (bool (n,); all by default), with their count as ``n``."""
+    row: dict[str, Any] = {"method": method, **extra}
+    for name, values in scores.items():
+        values = values if keep is None else values[keep]
+        row["n"] = int(np.isfinite(values).sum())
+        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
+    return row
+
+
+def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[str, np.ndarray]]
+                        ) -> tuple[list[dict], list[dict]]:
+    """The reference rows and the per-finding rows of a localisation table.
+
+    ``method_scores``: per method, its per-ECG localisation scores. Returns
+    ``(reference_rows, by_finding_rows)``: the first scores the maps of
+    :data:`imn.faithfulness.REFERENCE_ATTRIBUTIONS` (``oracle``: the mask itself;
+    ``misplaced_mask``: the mask moved off the evidence) on the same ECGs, so a reader sees
+    what the best and a confidently wrong map score on each metric; the second has one row per
+    method (references included) and explained finding (``finding``: a class name, or
+    ``"all"``), each over the ECGs explained for that finding.
+    """
+    from imn.faithfulness import REFERENCE_ATTRIBUTIONS
+
+    mask = explained.evidence
+    every = dict(method_scores)
+    references = []
+    for name, make_map in REFERENCE_ATTRIBUTIONS.items():
+        every[name] = localisation_scores(make_map(mask), mask)
+        references.append(_localisation_row(name, every[name], reference=True))
+    findings = np.asarray(explained.classes)[explained.targets]
+    coverage = mask.mean(axis=(1, 2))
+    local = (coverage > 0) & (coverage < 1)  # AFIB's and NORM's masks cover every sample
+    by_finding = []
+    for method, scores in every.items():
+        by_finding.append(_localisation_row(method, scores, finding="all"))
+        for finding in sorted(set(findings[local])):
+            by_finding.append(_localisation_row(method, scores, findings == finding, finding=finding))
+    return references, by_finding
+
+
 def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
                  settings: FaithfulnessSettings = FaithfulnessSettings()) -> dict[str, np.ndarray]:
     """Per-ECG faithfulness (and, with evidence masks, localisation) scores of one method.
@@ -335,11 +391,7 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
             scores["randomization_similarity"] = np.asarray(
                 faithfulness.rank_correlation(attribution, again, absolute=True))
     if explained.evidence is not None:
-        mask = explained.evidence
-        scores["pointing_game"] = np.asarray(faithfulness.pointing_game(attribution, mask), np.float64)
-        scores["relevance_mass_accuracy"] = np.asarray(faithfulness.relevance_mass_accuracy(attribution, mask))
-        scores["relevance_rank_accuracy"] = np.asarray(faithfulness.relevance_rank_accuracy(attribution, mask))
-        scores["mask_auroc"] = np.asarray(faithfulness.mask_auroc(attribution, mask))
+        scores.update(localisation_scores(attribution, explained.evidence))
     logger.info("%s: scored in %s", method, timer.summary())
     return scores
 
@@ -350,7 +402,9 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
     """Score every method on the same ECGs; write the table (CSV, Markdown) and curves (.npz).
 
     ``settings`` (or keyword overrides of its fields, e.g. ``steps=20``) set the budget.
-    Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``;
+    Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``
+    (with evidence masks also ``localisation_{split}.{csv,md}``: every method and the
+    reference maps, overall and per explained finding; :func:`localisation_tables`);
     with ``keep_attributions=k`` also ``attributions_{split}.npz``: every method's
     attribution of the first ``k`` ECGs (for figures), with their signals and targets.
     ``data``: where the run's data lives now (KIND:DIR), as for :func:`open_run`.
@@ -358,7 +412,7 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
     workdir = Path(workdir)
     settings = dataclasses.replace(settings or FaithfulnessSettings(), **setting_overrides)
     explained = open_run(workdir, split, n, targets=settings.targets, data=data)
-    rows, curves, kept = [], {}, {}
+    rows, curves, kept, localisation = [], {}, {}, {}
     for method in methods:
         attribution, seconds = explain(explained, method, settings.method_options.get(method))
         if keep_attributions:
@@ -373,6 +427,9 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
         if "mask_auroc" in scores:
             # Localisation is undefined where the explained class has no evidence mask.
             row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
+            localisation[method] = {name: scores[name] for name in
+                                    ("pointing_game", "relevance_mass_accuracy",
+                                     "relevance_rank_accuracy", "mask_auroc")}
         rows.append(row)
         logger.info("%s: deletion AUC %.3f, insertion AUC %.3f", method, row["deletion_auc"], row["insertion_auc"])
     if kept:
@@ -390,5 +447,11 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
                 [("method", "method"), ("n", "n"), ("explain_ms_per_ecg", "ms/ECG"),
                  *[(key, key) for key in metrics]])
     summary = {"split": split, **dataclasses.asdict(settings), "rows": rows}
+    if localisation:
+        summary["reference_rows"], summary["localisation_by_finding"] = localisation_tables(
+            explained, localisation)
+        columns = [("method", "method"), ("finding", "finding"), ("n", "ECGs with evidence"),
+                   *[(key, key) for key in localisation[next(iter(localisation))]]]
+        write_table(summary["localisation_by_finding"], workdir / f"localisation_{split}", columns)
     (workdir / f"faithfulness_{split}.json").write_text(json.dumps(summary, indent=2, default=str))
     return rows

@@ -146,6 +146,9 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     if plan.source == "synthetic":
         written += write_table(tables.localisation_rows(explained), out / "table_localisation",
                                tables.metric_columns(tables.LOCALISATION_METRICS))
+        written += write_table(tables.localisation_by_finding_rows(explained),
+                               out / "table_localisation_by_finding",
+                               tables.metric_columns(tables.LOCALISATION_METRICS, by_finding=True))
     trained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
     written += write_table(tables.cost_rows(trained, evaluation_counts(plan), device),
                            out / "table_cost", tables.COST_COLUMNS)

@@ -53,6 +53,28 @@ def test_faithfulness_table_has_every_method_metric_and_localisation(tiny_run):
     assert markdown.startswith("| method |") and "| imn |" in markdown
 
 
+def test_localisation_table_has_reference_rows_and_findings(tiny_run):
+    """Explaining planted findings adds the oracle and misplaced-mask rows (scored on the
+    same ECGs) and one row per method and explained finding beside the overall row."""
+    assert main(["faithfulness", "--workdir", str(tiny_run), "--methods", "random",
+                 "--n", "8", "--steps", "3", "--targets", "evidence"]) == 0
+    table = json.loads((tiny_run / "faithfulness_test.json").read_text())
+    references = {row["method"]: row for row in table["reference_rows"]}
+    assert set(references) == {"oracle", "misplaced_mask"}
+    n = table["rows"][0]["n_with_evidence"]
+    assert references["oracle"]["n"] == n > 0
+    assert references["oracle"]["pointing_game"] == 1.0
+    assert references["oracle"]["mask_auroc"] == pytest.approx(1.0, abs=1e-6)
+    assert references["misplaced_mask"]["mask_auroc"] < 0.5
+    by_finding = table["localisation_by_finding"]
+    for method in ("random", "oracle", "misplaced_mask"):
+        rows = {row["finding"]: row for row in by_finding if row["method"] == method}
+        assert set(rows) - {"all"} <= {"QRSW", "STE", "TINV"} and len(rows) >= 2
+        assert rows["all"]["n"] == n == sum(row["n"] for f, row in rows.items() if f != "all")
+    markdown = (tiny_run / "localisation_test.md").read_text()
+    assert "| oracle | all |" in markdown and "| misplaced_mask |" in markdown
+
+
 def test_unknown_method_is_a_clear_error(tiny_run):
     with pytest.raises(ValueError, match="unknown method"):
         main(["explain", "--workdir", str(tiny_run), "--method", "lime", "--n", "2"])
