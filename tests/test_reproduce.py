@@ -46,6 +46,21 @@ def test_quick_explains_imn_and_its_twin_backbone_and_keeps_every_method():
     assert make_plan("cpu").models_explained == make_plan("cpu").models
 
 
+def test_synthetic_plans_choose_a_level_and_explain_planted_findings(tmp_path):
+    quick = make_plan("quick")
+    assert quick.config("imn", "synthetic").data.synthetic_level == "easy"
+    cpu = make_plan("cpu", synthetic=True)
+    config = cpu.config("resnet1d_wang", "synthetic")
+    assert config.data.synthetic_level == "default" and config.patience is not None
+    # At least 50 explained ECGs per model, each for its planted local finding; the test
+    # fold (a tenth of the records) holds enough of them (about 45% carry QRSW, STE or TINV).
+    assert cpu.n_explain >= 50 and cpu.faithfulness.targets == "evidence"
+    assert 0.4 * config.data.synthetic_n / 10 >= cpu.n_explain
+    # PTB-XL keeps its own budget; an explicit --n-explain wins everywhere.
+    assert make_plan("cpu", root=str(tmp_path)).n_explain < cpu.n_explain
+    assert make_plan("cpu", synthetic=True, n_explain=5).n_explain == 5
+
+
 def test_cost_table_gives_training_rate_of_models_that_were_not_explained(tmp_path):
     from imn.reproduce.tables import cost_rows
 

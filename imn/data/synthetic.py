@@ -47,6 +47,12 @@ the reciprocal changes in the other leads are real but unmarked. Removing AFIB g
 record sinus rhythm, so it changes the whole record and moves the beats, and with them the
 windows of the other classes.
 
+Difficulty levels (``LEVELS``, ``make_synthetic(..., difficulty="easy")``): ``easy``
+(effects doubled, almost no noise, no look-alikes: learnt by a small CNN in a few hundred
+steps), ``default`` (the benchmark described here, unchanged since the first release) and
+``hard`` (smaller effects, twice the noise, more and larger look-alikes); their hand-made-
+feature baselines are in the README.
+
 Difficulty. Effect sizes are drawn from ranges that reach down to the noise, and healthy
 records carry look-alikes, so even a perfect model cannot reach AUROC 1.0: early
 repolarisation (diffuse ST elevation) and rate-related ST depression, positional T-wave
