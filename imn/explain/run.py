@@ -296,15 +296,13 @@ def localisation_scores(attribution: np.ndarray, mask: np.ndarray) -> dict[str, 
     }
 
 
-def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarray | None = None,
+def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarray,
                       **extra: Any) -> dict[str, Any]:
     """One table row: mean and bootstrap CI of each localisation metric over the ECGs in
-    ``keep`` (bool (n,); all by default), with their count as ``n``."""
-    row: dict[str, Any] = {"method": method, **extra}
+    ``keep`` (bool (n,)), with their count as ``n``."""
+    row: dict[str, Any] = {"method": method, **extra, "n": int(keep.sum())}
     for name, values in scores.items():
-        values = values if keep is None else values[keep]
-        row["n"] = int(np.isfinite(values).sum())
-        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
+        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values[keep])
     return row
 
 
@@ -318,24 +316,27 @@ def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[s
     ``misplaced_mask``: the mask moved off the evidence) on the same ECGs, so a reader sees
     what the best and a confidently wrong map score on each metric; the second has one row per
     method (references included) and explained finding (``finding``: a class name, or
-    ``"all"``), each over the ECGs explained for that finding.
+    ``"all"``), each over the ECGs explained for that finding. Every row counts only ECGs
+    whose explained class has a local mask (neither empty nor covering the whole record, as
+    AFIB's and NORM's do, where any map "hits").
     """
     from imn.faithfulness import REFERENCE_ATTRIBUTIONS
 
     mask = explained.evidence
+    coverage = mask.mean(axis=(1, 2))
+    local = (coverage > 0) & (coverage < 1)
     every = dict(method_scores)
     references = []
     for name, make_map in REFERENCE_ATTRIBUTIONS.items():
         every[name] = localisation_scores(make_map(mask), mask)
-        references.append(_localisation_row(name, every[name], reference=True))
+        references.append(_localisation_row(name, every[name], local, reference=True))
     findings = np.asarray(explained.classes)[explained.targets]
-    coverage = mask.mean(axis=(1, 2))
-    local = (coverage > 0) & (coverage < 1)  # AFIB's and NORM's masks cover every sample
     by_finding = []
     for method, scores in every.items():
-        by_finding.append(_localisation_row(method, scores, finding="all"))
+        by_finding.append(_localisation_row(method, scores, local, finding="all"))
         for finding in sorted(set(findings[local])):
-            by_finding.append(_localisation_row(method, scores, findings == finding, finding=finding))
+            by_finding.append(_localisation_row(method, scores, local & (findings == finding),
+                                                finding=finding))
     return references, by_finding
 
 
