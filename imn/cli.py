@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imn.data.dataset import SUPPORTED_SAMPLING_RATES, EcgDataError
+from imn.data.synthetic import LEVELS as SYNTHETIC_LEVELS
 from imn.errors import UserError
 
 USAGE_DESCRIPTION = """Train ECG-IMN (an interpretable hypernetwork for 12-lead ECG classification) and black-box
@@ -101,7 +102,8 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     from imn.data.synthetic import make_synthetic, write_synthetic
 
     started = time.perf_counter()
-    dataset = make_synthetic(args.n, sampling_rate=args.sampling_rate, seed=args.seed)
+    dataset = make_synthetic(args.n, sampling_rate=args.sampling_rate, seed=args.seed,
+                             difficulty=args.level)
     generated = time.perf_counter() - started
     out = write_synthetic(dataset, args.out)
     print(f"generated {len(dataset)} synthetic ECGs in {generated:.1f} s; wrote {out}")
@@ -344,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="output folder (PTB-XL layout)")
     synth.add_argument("--n", type=int, default=1000, help="number of records")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--level", default="default", choices=tuple(SYNTHETIC_LEVELS),
+                       help="difficulty level (effect sizes, noise, look-alikes; README.md)")
     synth.add_argument("--sampling-rate", type=int, default=100, choices=SUPPORTED_SAMPLING_RATES)
     synth.set_defaults(func=cmd_data_synth)
 

@@ -31,6 +31,18 @@ def test_synth_info_and_plot_round_trip(tmp_path, capsys):
     assert np.std(pixels) > 0.05  # not a blank canvas
 
 
+def test_synth_writes_the_chosen_level(tmp_path):
+    from imn.data.synthetic import make_synthetic
+
+    out = tmp_path / "hard"
+    assert main(["data", "synth", "--out", str(out), "--n", "6", "--seed", "2", "--level", "hard"]) == 0
+    written = load_synthetic(out).signals
+    np.testing.assert_array_equal(written, make_synthetic(6, 100, seed=2, difficulty="hard").signals)
+    assert not np.array_equal(written, make_synthetic(6, 100, seed=2).signals)
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--out", str(tmp_path / "x"), "--level", "medium"])
+
+
 def test_info_on_the_real_slice_lists_every_task(ptbxl_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("IMN_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["data", "info", str(ptbxl_root), "--task", "superdiagnostic", "--task", "norm_vs_mi"]) == 0

@@ -92,6 +92,21 @@ def test_classification_tables_give_subset_accuracy_and_per_class_f1(tmp_path):
     assert np.mean([r["test_f1"] for r in rows]) == pytest.approx(test["f1"])
 
 
+def test_synthetic_plans_choose_a_level_and_explain_planted_findings(tmp_path):
+    quick = make_plan("quick")
+    assert quick.config("imn", "synthetic").data.synthetic_level == "easy"
+    cpu = make_plan("cpu", synthetic=True)
+    config = cpu.config("resnet1d_wang", "synthetic")
+    assert config.data.synthetic_level == "default" and config.patience is not None
+    # At least 50 explained ECGs per model, each for its planted local finding; the test
+    # fold (a tenth of the records) holds enough of them (about 45% carry QRSW, STE or TINV).
+    assert cpu.n_explain >= 50 and cpu.faithfulness.targets == "evidence"
+    assert 0.4 * config.data.synthetic_n / 10 >= cpu.n_explain
+    # PTB-XL keeps its own budget; an explicit --n-explain wins everywhere.
+    assert make_plan("cpu", root=str(tmp_path)).n_explain < cpu.n_explain
+    assert make_plan("cpu", synthetic=True, n_explain=5).n_explain == 5
+
+
 def test_cost_table_gives_training_rate_of_models_that_were_not_explained(tmp_path):
     from imn.reproduce.tables import cost_rows
 
@@ -170,7 +185,17 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
         similarity = float(row["randomization_similarity"])
         assert np.isnan(similarity) or -1.0 <= similarity <= 1.0
     assert any(np.isfinite(float(row["randomization_similarity"])) for row in faith)
-    assert {r["method"] for r in _read_csv(out / "table_localisation.csv")} == {"imn", "saliency", "random", "gradcam"}
+    localisation = _read_csv(out / "table_localisation.csv")
+    assert {r["method"] for r in localisation} == {"imn", "saliency", "random", "gradcam",
+                                                   "oracle", "misplaced_mask"}
+    for row in localisation:
+        if row["method"] == "oracle":  # the mask itself: the top of every metric's scale
+            assert float(row["pointing_game"]) == 1.0
+            assert float(row["mask_auroc"]) == pytest.approx(1.0, abs=1e-6)
+    by_finding = _read_csv(out / "table_localisation_by_finding.csv")
+    assert {r["finding"] for r in by_finding} - {"all"} <= {"QRSW", "STE", "TINV"}
+    assert {(r["model"], r["method"]) for r in by_finding} == {
+        (r["model"], r["method"]) for r in localisation}
     cost = {(r["model"], r["method"]): r for r in _read_csv(out / "table_cost.csv")}
     assert int(cost[("imn", "imn")]["evaluations_per_ecg"]) == 1
     assert float(cost[("resnet1d_wang", "gradcam")]["train_samples_per_s"]) == pytest.approx(

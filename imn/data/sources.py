@@ -93,9 +93,10 @@ def check_task(kind: str, task: str) -> None:
 
 def load_source(kind: str, root: str | os.PathLike | None, task: str, sampling_rate: int = 100,
                 *, progress: bool = False, synthetic_n: int = 2000, seed: int = 0,
-                strict: bool = False) -> EcgDataset:
+                synthetic_level: str = "default", strict: bool = False) -> EcgDataset:
     """The whole dataset (all folds, physical units) of one source and task. The synthetic
-    benchmark has one task whatever ``task`` says (so any recipe's config trains on it).
+    benchmark has one task whatever ``task`` says (so any recipe's config trains on it);
+    generated in memory, it has ``synthetic_n`` records at difficulty ``synthetic_level``.
     ``strict``: readers that fit records to the grid (CinC, CPSC 2018, MIMIC) refuse a record
     that needs adapting instead of counting it (:class:`imn.data.conform.Conform`)."""
     if kind == "synthetic":
@@ -105,7 +106,8 @@ def load_source(kind: str, root: str | os.PathLike | None, task: str, sampling_r
 
         if root is not None:
             return load_synthetic(root, sampling_rate=sampling_rate)
-        dataset = make_synthetic(synthetic_n, sampling_rate=sampling_rate, seed=seed)
+        dataset = make_synthetic(synthetic_n, sampling_rate=sampling_rate, seed=seed,
+                                 difficulty=synthetic_level)
         return dataclasses.replace(dataset, task=SYNTHETIC_TASK)
     check_task(kind, task)
     if root is None:

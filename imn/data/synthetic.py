@@ -47,6 +47,12 @@ the reciprocal changes in the other leads are real but unmarked. Removing AFIB g
 record sinus rhythm, so it changes the whole record and moves the beats, and with them the
 windows of the other classes.
 
+Difficulty levels (``LEVELS``, ``make_synthetic(..., difficulty="easy")``): ``easy``
+(effects doubled, almost no noise, no look-alikes: learnt by a small CNN in a few hundred
+steps), ``default`` (the benchmark described here, unchanged since the first release) and
+``hard`` (smaller effects, twice the noise, more and larger look-alikes); their hand-made-
+feature baselines are in the README.
+
 Difficulty. Effect sizes are drawn from ranges that reach down to the noise, and healthy
 records carry look-alikes, so even a perfect model cannot reach AUROC 1.0: early
 repolarisation (diffuse ST elevation) and rate-related ST depression, positional T-wave
@@ -160,10 +166,34 @@ class SyntheticDifficulty:
 
 
 DEFAULT_DIFFICULTY = SyntheticDifficulty()
-# Large effects, little noise, no look-alikes: for smoke tests that need a learnable signal.
+# Large effects, little noise, no look-alikes: a signal small models learn in a few hundred
+# steps (the demo, and the test that training learns).
 EASY_DIFFICULTY = SyntheticDifficulty(effect_scale=2.0, noise_mv=0.005, wander_mv=0.02,
                                       burst_probability=0.0, confounder_strength=0.0,
                                       amplitude_variation=0.1, axis_variation_deg=10.0)
+# Smaller effects, twice the noise, more frequent and larger look-alikes and more variation
+# between subjects: headroom above what the default level's models reach.
+HARD_DIFFICULTY = SyntheticDifficulty(effect_scale=0.7, noise_mv=0.04, wander_mv=0.15,
+                                      burst_probability=0.3, confounder_strength=1.5,
+                                      amplitude_variation=0.3, axis_variation_deg=25.0)
+# The named levels of ``make_synthetic(..., difficulty=LEVEL)``, ``imn data synth --level``
+# and ``data.synthetic_level`` (measured baselines per level: README.md).
+LEVELS: dict[str, SyntheticDifficulty] = {
+    "easy": EASY_DIFFICULTY, "default": DEFAULT_DIFFICULTY, "hard": HARD_DIFFICULTY,
+}
+
+
+def difficulty_level(level: str | SyntheticDifficulty | None) -> SyntheticDifficulty:
+    """The knobs of a named level (``easy``, ``default``, ``hard``); a
+    :class:`SyntheticDifficulty` is returned as is and ``None`` means ``default``."""
+    if level is None:
+        return DEFAULT_DIFFICULTY
+    if isinstance(level, SyntheticDifficulty):
+        return level
+    if level not in LEVELS:
+        raise ValueError(f"unknown synthetic difficulty level {level!r}; expected one of "
+                         f"{list(LEVELS)}")
+    return LEVELS[level]
 
 
 # ====================================================================== geometry
@@ -665,7 +695,7 @@ def make_synthetic(
     sampling_rate: int = 100,
     seed: int = 0,
     *,
-    difficulty: SyntheticDifficulty | None = None,
+    difficulty: SyntheticDifficulty | str | None = None,
     remove_effects: Sequence[str] = (),
     **difficulty_overrides: float,
 ) -> EcgDataset:
@@ -675,7 +705,8 @@ def make_synthetic(
       n: number of records.
       sampling_rate: samples per second (any positive integer; PTB-XL uses 100 and 500).
       seed: non-negative integer; the same seed gives bit-identical arrays.
-      difficulty: the knobs; default ``DEFAULT_DIFFICULTY``.
+      difficulty: the knobs, or the name of a level in ``LEVELS`` (``"easy"``,
+        ``"default"``, ``"hard"``); default ``DEFAULT_DIFFICULTY``.
       remove_effects: abnormal classes (e.g. ``("STE",)``) whose planted effect is left out
         of the signal while labels, masks and every random draw stay the same: the
         counterfactual twin of each record, for testing explanations. (Removing ``AFIB``
@@ -696,7 +727,7 @@ def make_synthetic(
         raise ValueError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    difficulty = DEFAULT_DIFFICULTY if difficulty is None else difficulty
+    difficulty = difficulty_level(difficulty)
     if difficulty_overrides:
         known = {f.name for f in dataclasses.fields(SyntheticDifficulty)}
         unknown = sorted(set(difficulty_overrides) - known)

@@ -274,6 +274,63 @@ class _MetricTimer:
         return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
 
 
+def localisation_scores(attribution: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-ECG localisation scores ``{metric: (n,)}`` of ``attribution (n, L, 12)`` against
+    the evidence ``mask (n, L, 12)`` (NaN where the mask is empty or covers everything)."""
+    from imn import faithfulness
+
+    return {
+        "pointing_game": np.asarray(faithfulness.pointing_game(attribution, mask), np.float64),
+        "relevance_mass_accuracy": np.asarray(faithfulness.relevance_mass_accuracy(attribution, mask)),
+        "relevance_rank_accuracy": np.asarray(faithfulness.relevance_rank_accuracy(attribution, mask)),
+        "mask_auroc": np.asarray(faithfulness.mask_auroc(attribution, mask)),
+    }
+
+
+def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarray,
+                      **extra: Any) -> dict[str, Any]:
+    """One table row: mean and bootstrap CI of each localisation metric over the ECGs in
+    ``keep`` (bool (n,)), with their count as ``n``."""
+    row: dict[str, Any] = {"method": method, **extra, "n": int(keep.sum())}
+    for name, values in scores.items():
+        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values[keep])
+    return row
+
+
+def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[str, np.ndarray]]
+                        ) -> tuple[list[dict], list[dict]]:
+    """The reference rows and the per-finding rows of a localisation table.
+
+    ``method_scores``: per method, its per-ECG localisation scores. Returns
+    ``(reference_rows, by_finding_rows)``: the first scores the maps of
+    :data:`imn.faithfulness.REFERENCE_ATTRIBUTIONS` (``oracle``: the mask itself;
+    ``misplaced_mask``: the mask moved off the evidence) on the same ECGs, so a reader sees
+    what the best and a confidently wrong map score on each metric; the second has one row per
+    method (references included) and explained finding (``finding``: a class name, or
+    ``"all"``), each over the ECGs explained for that finding. Every row counts only ECGs
+    whose explained class has a local mask (neither empty nor covering the whole record, as
+    AFIB's and NORM's do, where any map "hits").
+    """
+    from imn.faithfulness import REFERENCE_ATTRIBUTIONS
+
+    mask = explained.evidence
+    coverage = mask.mean(axis=(1, 2))
+    local = (coverage > 0) & (coverage < 1)
+    every = dict(method_scores)
+    references = []
+    for name, make_map in REFERENCE_ATTRIBUTIONS.items():
+        every[name] = localisation_scores(make_map(mask), mask)
+        references.append(_localisation_row(name, every[name], local, reference=True))
+    findings = np.asarray(explained.classes)[explained.targets]
+    by_finding = []
+    for method, scores in every.items():
+        by_finding.append(_localisation_row(method, scores, local, finding="all"))
+        for finding in sorted(set(findings[local])):
+            by_finding.append(_localisation_row(method, scores, local & (findings == finding),
+                                                finding=finding))
+    return references, by_finding
+
+
 def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
                  settings: FaithfulnessSettings = FaithfulnessSettings()) -> dict[str, np.ndarray]:
     """Per-ECG faithfulness (and, with evidence masks, localisation) scores of one method.
@@ -326,11 +383,7 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
             scores["randomization_similarity"] = np.asarray(
                 faithfulness.rank_correlation(attribution, again, absolute=True))
     if explained.evidence is not None:
-        mask = explained.evidence
-        scores["pointing_game"] = np.asarray(faithfulness.pointing_game(attribution, mask), np.float64)
-        scores["relevance_mass_accuracy"] = np.asarray(faithfulness.relevance_mass_accuracy(attribution, mask))
-        scores["relevance_rank_accuracy"] = np.asarray(faithfulness.relevance_rank_accuracy(attribution, mask))
-        scores["mask_auroc"] = np.asarray(faithfulness.mask_auroc(attribution, mask))
+        scores.update(localisation_scores(attribution, explained.evidence))
     logger.info("%s: scored in %s", method, timer.summary())
     return scores
 
@@ -345,9 +398,10 @@ def check_methods(methods: list[str] | tuple[str, ...]) -> None:
 
 def _write_faithfulness(workdir: Path, split: str, settings: FaithfulnessSettings, rows: list[dict],
                         curves: dict, kept: dict, explained: ExplainedRun, keep_attributions: int,
-                        pending: list[str]) -> None:
-    """The table, curves and kept attributions of the methods finished so far (each file
-    replaced atomically), so a later method's failure or a kill loses none of them."""
+                        localisation: dict, pending: list[str]) -> None:
+    """The table, curves, kept attributions and localisation tables of the methods finished
+    so far (each file replaced atomically), so a later method's failure or a kill loses none
+    of them."""
     if kept:
         extra = {} if explained.evidence is None else {"evidence": explained.evidence[:keep_attributions]}
         atomic.savez_compressed(workdir / f"attributions_{split}.npz", methods=np.asarray(list(kept)),
@@ -364,6 +418,12 @@ def _write_faithfulness(workdir: Path, split: str, settings: FaithfulnessSetting
                  *[(key, key) for key in metrics]])
     summary = {"split": split, **dataclasses.asdict(settings), "rows": rows,
                "finished": not pending, "methods_pending": pending}
+    if localisation:
+        summary["reference_rows"], summary["localisation_by_finding"] = localisation_tables(
+            explained, localisation)
+        columns = [("method", "method"), ("finding", "finding"), ("n", "ECGs with evidence"),
+                   *[(key, key) for key in localisation[next(iter(localisation))]]]
+        write_table(summary["localisation_by_finding"], workdir / f"localisation_{split}", columns)
     atomic.write_json(workdir / f"faithfulness_{split}.json", summary, default=str)
 
 
@@ -376,7 +436,9 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
     ``settings`` (or keyword overrides of its fields, e.g. ``steps=20``) set the budget.
     Writes ``faithfulness_{split}.{csv,md,json}`` and ``faithfulness_curves_{split}.npz``
     after every method (the JSON's ``finished`` is false and ``methods_pending`` lists the
-    rest until the last one is done); with ``keep_attributions=k`` also
+    rest until the last one is done; with evidence masks also ``localisation_{split}.{csv,md}``:
+    every method and the reference maps, overall and per explained finding,
+    :func:`localisation_tables`); with ``keep_attributions=k`` also
     ``attributions_{split}.npz``: every method's attribution of the first ``k`` ECGs (for
     figures), with their signals and targets.
     ``data``, ``allow_data_move``: where the run's data lives now, as for :func:`open_run`.
@@ -386,7 +448,7 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
     settings = dataclasses.replace(settings or FaithfulnessSettings(), **setting_overrides)
     explained = open_run(workdir, split, n, targets=settings.targets, data=data,
                          allow_data_move=allow_data_move)
-    rows, curves, kept = [], {}, {}
+    rows, curves, kept, localisation = [], {}, {}, {}
     for done, method in enumerate(methods, 1):
         attribution, seconds = explain(explained, method, settings.method_options.get(method))
         if keep_attributions:
@@ -401,8 +463,11 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
         if "mask_auroc" in scores:
             # Localisation is undefined where the explained class has no evidence mask.
             row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
+            localisation[method] = {name: scores[name] for name in
+                                    ("pointing_game", "relevance_mass_accuracy",
+                                     "relevance_rank_accuracy", "mask_auroc")}
         rows.append(row)
         logger.info("%s: deletion AUC %.3f, insertion AUC %.3f", method, row["deletion_auc"], row["insertion_auc"])
         _write_faithfulness(workdir, split, settings, rows, curves, kept, explained, keep_attributions,
-                            pending=list(methods[done:]))
+                            localisation, pending=list(methods[done:]))
     return rows

@@ -12,7 +12,9 @@ perturbed ECG (an IMN's weights depend on its input, DESIGN.md section 2).
 * :mod:`.randomization`: :func:`parameter_randomization` (cascading, Adebayo et al.),
   :func:`randomization_attributions`, :func:`randomized_copy`, :func:`rank_correlation`.
 * :mod:`.localization`: :func:`pointing_game`, :func:`relevance_mass_accuracy`,
-  :func:`relevance_rank_accuracy`, :func:`mask_auroc` against ground-truth evidence masks.
+  :func:`relevance_rank_accuracy`, :func:`mask_auroc` against ground-truth evidence masks,
+  and the reference maps :func:`oracle_attribution` (the mask) and
+  :func:`misplaced_attribution` (the mask moved off the evidence).
 """
 
 from imn.faithfulness.correlation import (
@@ -21,7 +23,10 @@ from imn.faithfulness.correlation import (
     max_sensitivity,
 )
 from imn.faithfulness.localization import (
+    REFERENCE_ATTRIBUTIONS,
     mask_auroc,
+    misplaced_attribution,
+    oracle_attribution,
     pointing_game,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
@@ -43,6 +48,7 @@ from imn.faithfulness.randomization import (
 )
 
 __all__ = [
+    "REFERENCE_ATTRIBUTIONS",
     "aopc",
     "curve_auc",
     "deletion_curve",
@@ -52,6 +58,8 @@ __all__ = [
     "insertion_curve",
     "mask_auroc",
     "max_sensitivity",
+    "misplaced_attribution",
+    "oracle_attribution",
     "parameter_randomization",
     "parameterised_layers",
     "pointing_game",

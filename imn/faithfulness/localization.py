@@ -25,6 +25,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _check(attribution, mask) -> tuple[jax.Array, jax.Array]:
@@ -184,3 +185,47 @@ def mask_auroc(attribution, mask, *, absolute: bool = True):
     """
     attribution, mask = _check(attribution, mask)
     return _mask_auroc(attribution, mask, absolute=bool(absolute))
+
+
+# ---------------------------------------------------------------------- reference maps
+# Rows a localisation table needs beside the ``random`` method so a reader sees the scale of
+# every metric: the best a map can do (the mask itself) and a map with the mask's shape, size
+# and periodicity that points somewhere else (what a confident but misplaced explanation
+# scores). They explain no model; they depend on the mask alone.
+def oracle_attribution(mask) -> np.ndarray:
+    """The evidence mask as an attribution: 1 on the evidence, 0 elsewhere.
+
+    ``mask (B, L, C)`` bool -> ``(B, L, C)`` float32. Scores 1 on the pointing game, both
+    relevance accuracies and mask AUROC wherever the mask is local (neither empty nor full).
+    """
+    return np.asarray(mask, dtype=bool).astype(np.float32)
+
+
+def misplaced_attribution(mask) -> np.ndarray:
+    """The evidence mask moved in time to where it overlaps itself least: 1 there, else 0.
+
+    Each record's mask is shifted circularly along time by the shift (1 .. L-1 samples, the
+    smallest on ties) that minimises the number of samples it shares with the unshifted
+    mask, computed for all shifts at once as a circular autocorrelation (FFT over time,
+    summed over leads). The leads stay where they are: a class whose evidence is in every
+    lead (QRSW) can only be misplaced in time, and periodic evidence (every beat's ST
+    segment) lands between the beats. Overlap can remain where the rhythm is irregular.
+
+    ``mask (B, L, C)`` bool -> ``(B, L, C)`` float32.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must have shape (batch, time, lead), got {mask.shape}")
+    length = mask.shape[1]
+    if length < 2:
+        raise ValueError(f"a mask of {length} sample(s) cannot be moved in time")
+    spectrum = np.fft.rfft(mask.astype(np.float64), axis=1)
+    # overlap[b, s] = sum_{t, c} mask[b, t, c] * mask[b, t - s, c]
+    overlap = np.fft.irfft(spectrum * np.conj(spectrum), n=length, axis=1).sum(axis=2)
+    shifts = 1 + np.argmin(np.round(overlap[:, 1:]), axis=1)
+    moved = np.stack([np.roll(m, int(s), axis=0) for m, s in zip(mask, shifts)]) if len(mask) \
+        else mask
+    return moved.astype(np.float32)
+
+
+REFERENCE_ATTRIBUTIONS = {"oracle": oracle_attribution, "misplaced_mask": misplaced_attribution}

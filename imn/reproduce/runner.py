@@ -169,6 +169,11 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
                                tables.metric_columns(tables.LOCALISATION_METRICS),
                                caption=tables.localisation_caption(task, targets, rows),
                                one_format_per_column=True)
+        rows = tables.localisation_by_finding_rows(explained)
+        written += write_table(rows, out / "table_localisation_by_finding",
+                               tables.metric_columns(tables.LOCALISATION_METRICS, by_finding=True),
+                               caption=tables.localisation_caption(task, targets, rows),
+                               one_format_per_column=True)
     trained = {model: run_dir(out, plan.explain_task, model) for model in plan.models}
     written += write_table(tables.cost_rows(trained, evaluation_counts(plan), device),
                            out / "table_cost", tables.COST_COLUMNS,

@@ -18,7 +18,10 @@ respond to perturbation, and the random control's by-construction values.
   the validation threshold, the test F1, precision and recall at it, and test AUROC and
   AUPRC with their 95% CIs.
 * :func:`faithfulness_rows` / :func:`localisation_rows`: per model and method, from each
-  explained run's ``faithfulness_test.json``.
+  explained run's ``faithfulness_test.json``; the localisation table ends each model with the
+  reference maps (``oracle``: the mask itself, ``misplaced_mask``: the mask moved off the
+  evidence) beside the ``random`` method; :func:`localisation_by_finding_rows`: the same per
+  explained finding (QRSW, STE, TINV) and overall.
 * :func:`cost_rows`: explanation ms and model evaluations per ECG, training samples/s.
 """
 
@@ -343,12 +346,33 @@ def cost_caption(task: str, device: str) -> str:
 
 
 def localisation_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
-    return method_rows(runs, LOCALISATION_METRICS)
+    rows = []
+    for model, workdir in runs.items():
+        rows += method_rows({model: workdir}, LOCALISATION_METRICS)
+        table = _faithfulness_table(workdir) or {}
+        rows += [_localisation_copy(model, source) for source in table.get("reference_rows", [])]
+    return rows
 
 
-def metric_columns(metrics: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+def localisation_by_finding_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
+    """Per model, method (reference maps included) and explained finding (``all`` first)."""
+    return [_localisation_copy(model, source, finding=source["finding"])
+            for model, workdir in runs.items()
+            for source in (_faithfulness_table(workdir) or {}).get("localisation_by_finding", [])]
+
+
+def _localisation_copy(model: str, source: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": model, "method": source["method"], **extra, "n": source["n"]}
+    for key, _ in LOCALISATION_METRICS:
+        for suffix in ("", *CI_SUFFIXES):
+            row[key + suffix] = float(source.get(key + suffix, float("nan")))
+    return row
+
+
+def metric_columns(metrics: tuple[tuple[str, str], ...], by_finding: bool = False) -> list[tuple[str, str]]:
     ecgs = "ECGs with evidence" if metrics is LOCALISATION_METRICS else "ECGs"
-    return [("model", "model"), ("method", "method"), ("n", ecgs), *metrics]
+    finding = [("finding", "finding")] if by_finding else []
+    return [("model", "model"), ("method", "method"), *finding, ("n", ecgs), *metrics]
 
 
 def training_samples_per_s(workdir: Path) -> float:

@@ -26,8 +26,8 @@ class DataConfig:
 
     ``source``: one of :data:`imn.data.sources.KINDS` with its folder in ``root``: 'ptbxl'
     (a PhysioNet-layout folder), 'cinc', 'cpsc2018', 'mimic', 'tfds'; 'synthetic' (generated in
-    memory: ``synthetic_n`` records with ``seed``, or a folder from ``imn data synth`` in
-    ``root``); or 'auto' (PTB-XL if ``root`` is given or the environment variable
+    memory: ``synthetic_n`` records with ``seed`` at difficulty ``synthetic_level``, one of
+    ``imn.data.synthetic.LEVELS``; or a folder from ``imn data synth`` in ``root``); or 'auto' (PTB-XL if ``root`` is given or the environment variable
     ``IMN_PTBXL`` names a folder, synthetic otherwise).
     """
 
@@ -48,6 +48,7 @@ class DataConfig:
     # checkpoint and to report; optimistic, labelled as such wherever it appears).
     protocol: str = "separate"
     synthetic_n: int = 2000
+    synthetic_level: str = "default"  # 'easy', 'default' or 'hard' (imn.data.synthetic.LEVELS)
     max_records: int | None = None  # cap per split, for smoke tests
 
     def resolved_source(self) -> tuple[str, str | None]:

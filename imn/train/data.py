@@ -39,11 +39,13 @@ def load_dataset(config: DataConfig, seed: int = 0) -> tuple[EcgDataset, dict]:
 
     source, root = config.resolved_source()
     dataset = load_source(source, root, config.task, config.sampling_rate, progress=True,
-                          synthetic_n=config.synthetic_n, seed=seed)
+                          synthetic_n=config.synthetic_n, seed=seed,
+                          synthetic_level=config.synthetic_level)
     identity = provenance.data_identity(
         source, root, len(dataset), label_file(source, root, config.task, config.sampling_rate))
     if source == "synthetic" and root is None:
         identity["synthetic_seed"] = seed
+        identity["synthetic_level"] = config.synthetic_level
     return dataset, identity
 
 

@@ -53,6 +53,28 @@ def test_faithfulness_table_has_every_method_metric_and_localisation(tiny_run):
     assert markdown.startswith("| method |") and "| imn |" in markdown
 
 
+def test_localisation_table_has_reference_rows_and_findings(tiny_run):
+    """Explaining planted findings adds the oracle and misplaced-mask rows (scored on the
+    same ECGs) and one row per method and explained finding beside the overall row."""
+    assert main(["faithfulness", "--workdir", str(tiny_run), "--methods", "random",
+                 "--n", "8", "--steps", "3", "--targets", "evidence"]) == 0
+    table = json.loads((tiny_run / "faithfulness_test.json").read_text())
+    references = {row["method"]: row for row in table["reference_rows"]}
+    assert set(references) == {"oracle", "misplaced_mask"}
+    n = table["rows"][0]["n_with_evidence"]
+    assert references["oracle"]["n"] == n > 0
+    assert references["oracle"]["pointing_game"] == 1.0
+    assert references["oracle"]["mask_auroc"] == pytest.approx(1.0, abs=1e-6)
+    assert references["misplaced_mask"]["mask_auroc"] < 0.5
+    by_finding = table["localisation_by_finding"]
+    for method in ("random", "oracle", "misplaced_mask"):
+        rows = {row["finding"]: row for row in by_finding if row["method"] == method}
+        assert set(rows) - {"all"} <= {"QRSW", "STE", "TINV"} and len(rows) >= 2
+        assert rows["all"]["n"] == n == sum(row["n"] for f, row in rows.items() if f != "all")
+    markdown = (tiny_run / "localisation_test.md").read_text()
+    assert "| oracle | all |" in markdown and "| misplaced_mask |" in markdown
+
+
 def test_unknown_method_is_a_clear_error(tiny_run, capsys):
     assert main(["explain", "--workdir", str(tiny_run), "--method", "lime", "--n", "2"]) == 2
     assert "unknown explanation method 'lime'" in capsys.readouterr().err
@@ -133,3 +155,30 @@ def test_binary_task_is_explained_for_the_side_the_model_predicts(binary_run):
     curves = np.load(binary_run / "faithfulness_curves_test.npz")
     # Each curve starts at the probability of the predicted side: p or 1 - p, never below 0.5.
     np.testing.assert_allclose(curves["imn_deletion"][:, 0], np.maximum(scores, 1 - scores), atol=1e-5)
+
+
+def test_localisation_tables_count_only_local_masks_and_split_by_finding():
+    """Without a trained model: four ECGs explained for QRSW, STE, STE and AFIB (whose mask
+    covers the record, so it is left out of every localisation row)."""
+    from imn.explain.run import ExplainedRun, localisation_scores, localisation_tables
+
+    classes = ("AFIB", "NORM", "QRSW", "STE", "TINV")
+    mask = np.zeros((4, 100, 12), bool)
+    mask[0, 10:20] = True
+    mask[1, 30:40, :3] = True
+    mask[2, 50:60, 6:10] = True
+    mask[3] = True
+    attribution = np.random.default_rng(0).normal(size=mask.shape).astype(np.float32)
+    explained = ExplainedRun(model=None, x=attribution, targets=np.array([2, 3, 3, 0]),
+                             evidence=mask, ecg_ids=np.arange(4), background=attribution[:1],
+                             classes=classes)
+    references, by_finding = localisation_tables(
+        explained, {"random": localisation_scores(attribution, mask)})
+    oracle = {row["method"]: row for row in references}["oracle"]
+    assert oracle["n"] == 3 and oracle["pointing_game"] == 1.0
+    rows = {(row["method"], row["finding"]): row for row in by_finding}
+    assert set(rows) == {(m, f) for m in ("random", "oracle", "misplaced_mask")
+                         for f in ("all", "QRSW", "STE")}
+    assert [rows[("random", f)]["n"] for f in ("all", "QRSW", "STE")] == [3, 1, 2]
+    expected = localisation_scores(attribution[1:3], mask[1:3])["mask_auroc"].mean()
+    assert rows[("random", "STE")]["mask_auroc"] == pytest.approx(expected)

@@ -9,6 +9,8 @@ from sklearn.metrics import roc_auc_score
 
 from imn.faithfulness import (
     mask_auroc,
+    misplaced_attribution,
+    oracle_attribution,
     pointing_game,
     rank_correlation,
     relevance_mass_accuracy,
@@ -126,3 +128,72 @@ def test_rejects_mismatched_shapes(tiny):
         pointing_game(a, m[:, :2])
     with pytest.raises(ValueError, match="batch, time, lead"):
         mask_auroc(a[0], m[0])
+
+
+# ---------------------------------------------------------------------- reference rows
+@pytest.fixture(scope="module")
+def planted_masks():
+    """``(N, 1000, 12)`` masks of one local planted finding per record (QRSW, STE or TINV)
+    from 150 synthetic records at 100 Hz (N = 64), and the records' AFIB labels."""
+    from imn.data.synthetic import CLASSES, make_synthetic
+
+    data = make_synthetic(150, 100, seed=11)
+    fraction = data.evidence.mean(axis=(2, 3))
+    local = (data.labels > 0) & (fraction > 0) & (fraction < 1)
+    rows = np.flatnonzero(local.any(axis=1))
+    target = local[rows].argmax(axis=1)
+    return data.evidence[rows, target], data.labels[rows, CLASSES.index("AFIB")] > 0
+
+
+def _all_scores(attribution, mask):
+    return {name: np.asarray(fn(attribution, mask)) for name, fn in (
+        ("pointing_game", pointing_game), ("relevance_mass_accuracy", relevance_mass_accuracy),
+        ("relevance_rank_accuracy", relevance_rank_accuracy), ("mask_auroc", mask_auroc))}
+
+
+def test_oracle_attribution_scores_one_on_every_metric(planted_masks):
+    mask, _ = planted_masks
+    assert len(mask) >= 50
+    scores = _all_scores(oracle_attribution(mask), mask)
+    np.testing.assert_array_equal(scores.pop("pointing_game"), 1.0)
+    for name, values in scores.items():  # float32 sums: 1 to within a few ulp
+        np.testing.assert_allclose(values, 1.0, rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_random_attribution_has_mask_auroc_one_half(planted_masks):
+    """Gaussian noise as a map: each record's mask AUROC is a Mann-Whitney statistic over
+    ~12,000 samples, so the mean over 50+ records lands within 0.01 of 0.5."""
+    mask, _ = planted_masks
+    noise = np.random.default_rng(0).normal(size=mask.shape).astype(np.float32)
+    scores = _all_scores(noise, mask)
+    assert abs(scores["mask_auroc"].mean() - 0.5) < 0.01
+    # Mass accuracy of a map that ignores the mask is the mask's share of the record.
+    np.testing.assert_allclose(scores["relevance_mass_accuracy"].mean(), mask.mean(axis=(1, 2)).mean(),
+                               atol=0.02)
+
+
+def test_misplaced_attribution_keeps_the_shape_and_misses(planted_masks):
+    mask, _ = planted_masks
+    moved = misplaced_attribution(mask)
+    # Same size per record and per lead; moved in time only.
+    np.testing.assert_array_equal(moved.sum(axis=1), mask.sum(axis=1))
+    overlap = (moved.astype(bool) & mask).sum(axis=(1, 2)) / mask.sum(axis=(1, 2))
+    # Most masks fit between their own copies; irregular beats leave a little overlap.
+    assert np.mean(overlap == 0) > 0.8 and overlap.max() < 0.1
+    scores = _all_scores(moved, mask)
+    np.testing.assert_allclose(scores["pointing_game"], overlap, atol=1e-6)
+    assert scores["mask_auroc"].mean() < 0.5
+    assert np.all(scores["mask_auroc"] <= 0.5 + 1e-6)
+
+
+def test_misplaced_attribution_hand_example():
+    mask = np.zeros((2, 8, 2), bool)
+    mask[0, 0:2, 0] = True  # two samples: the first shift that clears them is 2
+    mask[1, [0, 4], 1] = True  # period 4: shifts 1, 2, 3 clear it; the smallest wins
+    moved = misplaced_attribution(mask)
+    expected = np.zeros_like(mask)
+    expected[0, 2:4, 0] = True
+    expected[1, [1, 5], 1] = True
+    np.testing.assert_array_equal(moved, expected.astype(np.float32))
+    with pytest.raises(ValueError, match="batch, time, lead"):
+        misplaced_attribution(mask[0])
