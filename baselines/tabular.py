@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from imn import provenance
-from imn.data.dataset import Splits
+from imn import atomic, provenance
 from imn.features import FeatureTable, dataset_features
 from imn.train import metrics
 from imn.train.config import TrainConfig
+from imn.train.data import evaluation_splits
 
 logger = logging.getLogger("imn")
 
@@ -173,9 +173,13 @@ class TabularRun:
 
 
 def _split_rows(folds: np.ndarray, config: TrainConfig) -> dict[str, np.ndarray]:
-    splits = Splits(config.data.train_folds, config.data.validation_folds, config.data.test_folds)
+    # The evaluation protocol as the neural trainer applies it (merged_9_10: test = validation).
+    splits = evaluation_splits(config.data)
     rows = {}
     for name in ("train", "validation", "test"):
+        if name == "test" and config.data.protocol == "merged_9_10":
+            rows["test"] = rows["validation"]  # select and report on the same records
+            continue
         index = np.flatnonzero(np.isin(folds, splits.folds(name)))
         if config.data.max_records is not None:
             index = index[:config.data.max_records]
@@ -263,10 +267,12 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict:
     summary = {
         "model": name, "task": dataset.task, "classes": list(dataset.classes),
         "best_epoch": 0, "best_val_macro_auroc": val_auroc, "epochs_run": 1,
+        "protocol": config.data.protocol,
         "features": {"columns": len(table.names), "failed_records": int(table.n_failed)},
         **results,
     }
-    (workdir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    # metrics.json is the run's done marker (imn reproduce skips finished runs): atomic.
+    atomic.write_json(workdir / "metrics.json", summary, indent=2, default=float)
     return summary
 
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import shap  # noqa: E402  (the library; ours is baselines.shap)
 
 from baselines.shap import kernel_shap_groups, lead_segment_groups  # noqa: E402
-from imn.bench_explain import best_batch_size, plain_evaluations_seconds  # noqa: E402
+from imn.bench.explain import best_batch_size, plain_evaluations_seconds  # noqa: E402
 from imn.models.imn import ECGIMN  # noqa: E402
 
 LEADS = 12

@@ -267,7 +267,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                      tasks=_names(args.tasks), methods=_names(args.methods), n_explain=args.n_explain)
     out = Path(args.out or f"results/{plan.source}-{plan.preset}")
     summary = reproduce(plan, out, figures=not args.no_figures, allow_data_move=args.allow_data_move)
-    for table in ("table_classification", "table_faithfulness", "table_localisation", "table_cost"):
+    for table in ("table_classification", "table_per_class", "table_faithfulness", "table_localisation",
+                  "table_localisation_by_finding", "table_cost"):
         path = out / f"{table}.md"
         if path.exists():
             print(f"\n## {table}\n\n{path.read_text()}")

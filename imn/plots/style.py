@@ -64,7 +64,12 @@ _METHODS: dict[str, tuple[str, str, Any]] = {
     "gradient_shap": ("GradientSHAP", "#E69F00", "-"),
     "kernel_shap": ("KernelSHAP", "#E69F00", "--"),
     "occlusion": ("Occlusion", "#CC79A7", "-"),
+    "attention": ("Attention map (xECGNet)", "#CC79A7", "--"),
+    "tree_shap": ("Tree SHAP (features)", "#000000", "-."),
     "random": ("Random (control)", "#7f7f7f", ":"),
+    # Localisation reference rows: the planted mask itself and the mask moved off the evidence.
+    "oracle": ("Oracle (the mask)", "#000000", "-"),
+    "misplaced_mask": ("Misplaced mask (control)", "#000000", ":"),
 }
 _MODELS: dict[str, tuple[str, str, Any]] = {
     "imn": ("ECG-IMN", "#D55E00", "-"),
@@ -72,6 +77,11 @@ _MODELS: dict[str, tuple[str, str, Any]] = {
     "inception1d": ("Inception1D", "#009E73", "-."),
     "resnet1d_wang": ("ResNet1D (Wang)", "#CC79A7", (0, (5, 1, 1, 1, 1, 1))),
     "xresnet1d101": ("xResNet1D-101", "#E69F00", "-"),
+    "resnet34_1d": ("ResNet34-1D", "#56B4E9", "--"),
+    "xecgnet": ("xECGNet", "#F0E442", "-"),
+    "xecgnet_ft": ("xECGNet, fine-tuned", "#F0E442", "--"),
+    "imn_stable": ("ECG-IMN, stabilised", "#D55E00", "--"),
+    "xgboost": ("XGBoost (features)", "#000000", "-"),
 }
 
 

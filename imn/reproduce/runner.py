@@ -95,19 +95,19 @@ def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
     pairs = [(task, model) for task in plan.tasks for model in plan.models]
     for index, (task, model) in enumerate(pairs, 1):
         workdir = run_dir(out, task, model)
+        stage_one = FINETUNED.get(model)
+        stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
+        config = plan.config(model, task, stage_one_dir)
         if (workdir / "metrics.json").exists():
             # A finished run on other data must not enter the tables as if it were this plan's.
-            check_recorded_source(workdir, plan.config(model, task), allow_data_move=allow_data_move)
+            check_recorded_source(workdir, config, allow_data_move=allow_data_move)
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
         if is_tabular(model):
-            summary = train_tabular(plan.config(model, task), workdir)
+            summary = train_tabular(config, workdir)
         else:
-            stage_one = FINETUNED.get(model)
-            stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
-            summary = train_and_evaluate(plan.config(model, task, stage_one_dir), workdir,
-                                         allow_data_move=allow_data_move)
+            summary = train_and_evaluate(config, workdir, allow_data_move=allow_data_move)
         logger.info("[%d/%d] %s on %s: test macro AUROC %.3f", index, len(pairs), model, task,
                     summary["test"]["macro_auroc"])
 

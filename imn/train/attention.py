@@ -19,6 +19,7 @@ no validation or test label reaches training. A record without any label gets a 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ import numpy as np
 from flax import nnx
 
 from baselines.gradcam import gradcam_low_resolution
+from imn import atomic
+from imn.errors import ConfigError, RunFolderError
 from imn.explain.model_fns import split_eval
 
 logger = logging.getLogger("imn")
@@ -105,48 +108,53 @@ def label_heatmaps(model: nnx.Module, signals: np.ndarray, labels: np.ndarray, *
     return np.concatenate(maps, axis=0)
 
 
-def stage_one_state(config, num_labels: int, input_length: int):
+def stage_one_state(config, num_labels: int, input_length: int, *, allow_data_move: bool = False):
     """The best checkpoint of the stage-1 run in ``config.attention.init_from``, restored into
     an evaluation-mode model: ``(model, run folder)``. Checks that it is an xECGNet run on the
-    same classes and input length."""
+    same classes and input length. The stage-1 run is read on this run's data (its folder, as
+    the caller checked it); ``allow_data_move`` accepts that folder for a stage-1 run recorded
+    elsewhere."""
     from imn.train.config import TrainConfig
     from imn.train.steps import merge_eval_model
     from imn.train.trainer import restore_for_evaluation, setup_run
 
     source = config.attention.init_from
     if not source:
-        raise ValueError("attention.stage=2 fine-tunes a stage-1 run: set attention.init_from to "
+        raise ConfigError("attention.stage=2 fine-tunes a stage-1 run: set attention.init_from to "
                          "its run folder (e.g. --set attention.init_from=runs/xecgnet)")
     folder = Path(source)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"attention.init_from={source!r}: {folder / 'config.json'} not found; "
+        raise RunFolderError(f"attention.init_from={source!r}: {folder / 'config.json'} not found; "
                                 "train the stage-1 run first")
     stage_one = TrainConfig.from_json((folder / "config.json").read_text())
     if stage_one.model.name != config.model.name or stage_one.attention.stage != 1:
-        raise ValueError(f"attention.init_from={source!r} is a {stage_one.model.name!r} run of stage "
+        raise ConfigError(f"attention.init_from={source!r} is a {stage_one.model.name!r} run of stage "
                          f"{stage_one.attention.stage}; fine-tuning needs a stage-1 {config.model.name!r} run")
-    run = setup_run(stage_one, folder, write_files=False)
+    stage_one = dataclasses.replace(stage_one, data=dataclasses.replace(
+        stage_one.data, source=config.data.source, root=config.data.root))
+    run = setup_run(stage_one, folder, write_files=False, allow_data_move=allow_data_move)
     try:
         if len(run.data.classes) != num_labels:
-            raise ValueError(f"{folder} was trained on {len(run.data.classes)} classes, this run has {num_labels}")
+            raise RunFolderError(f"{folder} was trained on {len(run.data.classes)} classes, this run has {num_labels}")
         state, _ = restore_for_evaluation(run)
         model = merge_eval_model(run.steps, state)
     finally:
         run.checkpoints.close()
     trained_length = run.train_loader.example_shape[0]
     if trained_length != input_length:
-        raise ValueError(f"{folder} was trained on inputs of {trained_length} samples, this run uses {input_length}")
+        raise RunFolderError(f"{folder} was trained on inputs of {trained_length} samples, this run uses {input_length}")
     return model, folder
 
 
 def prepare_finetuning(model: nnx.Module, config, data, input_length: int, workdir: Path,
-                       crop: int | None) -> np.ndarray:
+                       crop: int | None, *, allow_data_move: bool = False) -> np.ndarray:
     """Stage 2 set-up: load the stage-1 parameters into ``model`` and return the training
     heatmaps ``(N_train, T')``, computed once and kept in ``workdir/attention_targets.npz``."""
     if crop is not None:
-        raise ValueError("xECGNet's fine-tuning ties a heatmap to each whole training record; "
+        raise ConfigError("xECGNet's fine-tuning ties a heatmap to each whole training record; "
                          "it cannot train on random crops (unset data.crop_seconds)")
-    stage_one, folder = stage_one_state(config, len(data.classes), input_length)
+    stage_one, folder = stage_one_state(config, len(data.classes), input_length,
+                                        allow_data_move=allow_data_move)
     # The fine-tuned run starts from the stage-1 parameters and running statistics.
     nnx.update(model, nnx.state(stage_one, nnx.Param), nnx.state(stage_one, nnx.BatchStat))
     path = Path(workdir) / TARGETS_FILE
@@ -159,9 +167,9 @@ def prepare_finetuning(model: nnx.Module, config, data, input_length: int, workd
     logger.info("computing xECGNet's fine-tuning heatmaps on %d training records from %s",
                 len(ids), folder)
     heatmaps = label_heatmaps(stage_one, data.train.signals, data.train.labels)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, heatmaps=heatmaps, ecg_ids=ids, source=str(folder))
-    tmp.replace(path)
+    # The run folder is created here at the earliest: everything before was validation.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.savez_compressed(path, heatmaps=heatmaps, ecg_ids=ids, source=str(folder))
     return heatmaps
 
 

@@ -25,7 +25,7 @@ RUN_FORMAT = 1
 
 # Identity fields that must match exactly; 'root' may differ when the move is allowed.
 _CONTENT_FIELDS = ("source", "label_file_sha256", "records", "classes", "records_per_split",
-                   "synthetic_seed")
+                   "synthetic_seed", "synthetic_level")
 
 
 def read_provenance(workdir: str | Path) -> dict[str, Any] | None:

@@ -176,9 +176,10 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     # explanation (write_files=False) restore the run's own checkpoints and never need them.
     if config.attention.stage == 2 and write_files:
         if not attention.has_attention_branch(model):
-            raise ValueError(f"attention.stage=2 fine-tunes an attention map; model "
+            raise ConfigError(f"attention.stage=2 fine-tunes an attention map; model "
                              f"{config.model.name!r} has none (use xecgnet)")
-        targets = attention.prepare_finetuning(model, config, data, input_length, workdir, crop)
+        targets = attention.prepare_finetuning(model, config, data, input_length, workdir, crop,
+                                               allow_data_move=allow_data_move)
     spec = loss_spec_for(model, config, data.train.labels, targets)
     train_loader = BatchLoader(
         data.train.signals, data.train.labels, batch_size=config.batch_size, mesh=mesh,

@@ -209,9 +209,9 @@ def _raw_records(config, data: str | None, workdir: Path):
     from imn.train.data import load_dataset
 
     if data is not None:
-        from imn.explain.run import _with_data
+        from imn.train.run_folder import config_with_data
 
-        config = _with_data(config, data, workdir)
+        config = config_with_data(config, data, workdir)
     try:
         dataset, _ = load_dataset(config.data, seed=config.seed)
     except (OSError, ValueError) as error:

@@ -104,3 +104,20 @@ def test_bad_model_and_one_class_are_named():
     with pytest.raises(ValueError, match="only class"):
         fit_binary("decision_tree", np.zeros((4, 2)), np.zeros(4), params={}, grid_search=False,
                    inner_folds=3, seed=0)
+
+
+def test_split_rows_follow_the_evaluation_protocol():
+    """Under merged_9_10 the feature route selects and reports on folds 9 + 10 together, as
+    the neural trainer does; by default validation and test are folds 9 and 10."""
+    from baselines.tabular import _split_rows
+    from imn.train.config import load_config
+
+    folds = np.repeat(np.arange(1, 11), 3)
+    separate = load_config("configs/tabular.py:tiny", ["data.source=synthetic"])
+    rows = _split_rows(folds, separate)
+    assert set(folds[rows["validation"]]) == {9} and set(folds[rows["test"]]) == {10}
+    merged = load_config("configs/tabular.py:tiny", ["data.source=synthetic", "data.protocol=merged_9_10"])
+    rows = _split_rows(folds, merged)
+    assert set(folds[rows["validation"]]) == {9, 10}
+    np.testing.assert_array_equal(rows["test"], rows["validation"])
+    assert set(folds[rows["train"]]) == set(range(1, 9))

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from imn.errors import RunFolderError
 from flax import nnx
 
 from baselines.gradcam import gradcam_low_resolution, upsample_time
@@ -94,7 +96,7 @@ def test_stage_two_needs_a_stage_one_run(tmp_path):
         train_and_evaluate(config, tmp_path / "ft")
     missing = load_config("configs/xecgnet.py:tiny", ["attention.stage=2",
                                                       f"attention.init_from={tmp_path / 'none'}"])
-    with pytest.raises(FileNotFoundError, match="train the stage-1 run first"):
+    with pytest.raises(RunFolderError, match="train the stage-1 run first"):
         stage_one_state(missing, 5, 1000)
 
 
