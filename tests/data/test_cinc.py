@@ -1,6 +1,7 @@
 """The PhysioNet/CinC Challenge 2020/2021 reader on the shared 50-record sample, and on bad
-records built in tmp_path (headers edited from shared ones; signal files linked or written
-with scipy.io.savemat in the challenge's MATLAB v4 layout)."""
+records built in tmp_path from synthetic stand-ins the tests write (``cinc_stand_ins`` in
+conftest.py; headers edited, signal files linked or written with scipy.io.savemat in the
+challenge's MATLAB v4 layout), so the bad-input tests run without the shared data."""
 
 from __future__ import annotations
 
@@ -208,7 +209,7 @@ def test_dx_counts_count_the_other_bucket(cinc_root: Path):
 # ----------------------------------------------------------------------------- bad input
 def _clone(src: Path, folder: Path, name: str, *, edit=None, val: np.ndarray | None = None,
            mat: bool = True) -> Path:
-    """Copy shared record ``src`` as ``folder/name``: header text renamed (and ``edit``-ed),
+    """Copy record ``src`` as ``folder/name``: header text renamed (and ``edit``-ed),
     signal linked, or ``val`` written in the challenge's MATLAB v4 layout, or absent."""
     folder.mkdir(parents=True, exist_ok=True)
     text = src.with_suffix(".hea").read_text().replace(src.name, name)
@@ -225,10 +226,10 @@ def _val(src: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def bad_root(cinc_root: Path, tmp_path_factory) -> Path:
+def bad_root(cinc_stand_ins: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cinc_bad")
-    georgia = cinc_root / "E07506"
-    _clone(cinc_root / "HR06004", root / "ptbxl", "HR06004")  # good, in a subfolder
+    georgia = cinc_stand_ins / "E07506"
+    _clone(cinc_stand_ins / "HR06004", root / "ptbxl", "HR06004")  # good, in a subfolder
     _clone(georgia, root / "georgia", "E07506")  # good
     _clone(georgia, root / "georgia", "E99001", mat=False)  # missing signal file
     (root / "georgia" / "E99002.hea").write_text("E99002 twelve leads\nnot a signal line\n")
@@ -282,8 +283,9 @@ def test_unknown_code_is_counted_as_other(bad_root: Path):
         dx_counts(bad_root)  # the corrupt header is named
 
 
-def test_lead_names_units_and_equivalent_codes_from_the_header(cinc_root: Path, tmp_path: Path):
-    src = cinc_root / "E07500"
+def test_lead_names_units_and_equivalent_codes_from_the_header(cinc_stand_ins: Path,
+                                                                tmp_path: Path):
+    src = cinc_stand_ins / "E07500"
 
     def swap_i_ii(text: str) -> str:  # the header now says column 0 is II and column 1 is I
         text = text.replace(" 0 I\n", " 0 @\n").replace(" 0 II\n", " 0 I\n")
@@ -305,34 +307,34 @@ def test_lead_names_units_and_equivalent_codes_from_the_header(cinc_root: Path, 
     assert "SVPB" not in ds.classes and "VPB" not in ds.classes
 
 
-def test_argument_errors(cinc_root: Path, tmp_path: Path):
+def test_argument_errors(cinc_stand_ins: Path, tmp_path: Path):
     with pytest.raises(EcgDataError, match="unknown CinC task"):
-        load_cinc(cinc_root, task="superdiagnostic")
+        load_cinc(cinc_stand_ins, task="superdiagnostic")
     with pytest.raises(EcgDataError, match="no WFDB headers"):
         load_cinc(tmp_path)
     with pytest.raises(EcgDataError, match="does not exist"):
         load_cinc(tmp_path / "absent")
     with pytest.raises(ValueError, match="on_error"):
-        load_cinc(cinc_root, on_error="ignore")
+        load_cinc(cinc_stand_ins, on_error="ignore")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     for folder in ("a", "b"):
-        _clone(cinc_root / "E07506", tmp_path / folder, "E07506")
+        _clone(cinc_stand_ins / "E07506", tmp_path / folder, "E07506")
     with pytest.raises(EcgDataError, match="occurs twice"):
         load_cinc(tmp_path)
 
 
-def test_unknown_age_and_sex(cinc_root: Path, tmp_path: Path):
+def test_unknown_age_and_sex(cinc_stand_ins: Path, tmp_path: Path):
     def unknown(text: str) -> str:
         lines = [x for x in text.splitlines() if not x.startswith(("# Age", "# Sex"))]
         return "\n".join(lines + ["# Age: Unknown", "# Sex: Unknown"]) + "\n"
 
-    header = read_header(_clone(cinc_root / "E07506", tmp_path, "E97001", edit=unknown))
+    header = read_header(_clone(cinc_stand_ins / "E07506", tmp_path, "E97001", edit=unknown))
     assert math.isnan(header.age) and header.sex == -1
-    header = read_header(_clone(cinc_root / "E07506", tmp_path, "E97002",
+    header = read_header(_clone(cinc_stand_ins / "E07506", tmp_path, "E97002",
                                 edit=lambda t: unknown(t).replace("Age: Unknown", "Age: NaN")))
     assert math.isnan(header.age)
-    bad = _clone(cinc_root / "E07506", tmp_path, "E97003",
+    bad = _clone(cinc_stand_ins / "E07506", tmp_path, "E97003",
                  edit=lambda t: unknown(t).replace("Sex: Unknown", "Sex: 7"))
     with pytest.raises(EcgDataError, match="E97003.*Sex"):
         read_header(bad)

@@ -1,5 +1,7 @@
 """The CPSC 2018 reader on the shared 10-record sample (A1980-A1989, no labels file: the
-tests write one into tmp_path), and on bad records built in tmp_path with scipy.io.savemat."""
+tests write one into tmp_path), and on bad records built in tmp_path with scipy.io.savemat
+from synthetic stand-ins (``cpsc_stand_ins`` in conftest.py), so the bad-input tests run
+without the shared data."""
 
 from __future__ import annotations
 
@@ -124,25 +126,22 @@ def test_resampled_100_hz_crop_and_pad(cpsc_root: Path, reference: Path, cpsc500
 
 
 # ----------------------------------------------------------------------------- bad input
-def _save(path: Path, data, sex="Male", age=50, **extra) -> None:
-    scipy.io.savemat(path, {"ECG": {"sex": sex, "age": age, "data": data, **extra}})
-
-
 @pytest.fixture(scope="module")
-def bad_root(cpsc_root: Path, tmp_path_factory) -> Path:
+def bad_root(cpsc_stand_ins: Path, ecg_writers, tmp_path_factory) -> Path:
+    write = ecg_writers.cpsc
     root = tmp_path_factory.mktemp("cpsc_bad")
     (root / "TrainingSet1").mkdir()
     for name in ("A1980", "A1981"):  # good, in a subfolder as in the download
-        (root / "TrainingSet1" / f"{name}.mat").symlink_to(cpsc_root / f"{name}.mat")
-    good = _raw(cpsc_root, "A1980")
+        (root / "TrainingSet1" / f"{name}.mat").symlink_to(cpsc_stand_ins / f"{name}.mat")
+    good = _raw(cpsc_stand_ins, "A1980")
     nan = good.copy()
     nan[3, 200:205] = np.nan
-    _save(root / "A9001.mat", nan)                      # NaN samples
-    _save(root / "A9002.mat", good[:11])               # 11 leads: wrong shape
+    write(root / "A9001.mat", nan)                       # NaN samples
+    write(root / "A9002.mat", good[:11])                # 11 leads: wrong shape
     scipy.io.savemat(root / "A9003.mat", {"val": good})  # no ECG struct
     (root / "A9004.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")  # corrupt file
-    _save(root / "A9005.mat", good, sex="Female", age=np.nan)  # good, unknown age
-    _save(root / "A9006.mat", good)                     # no REFERENCE.csv row
+    write(root / "A9005.mat", good, sex="Female", age=np.nan)  # good, unknown age
+    write(root / "A9006.mat", good)                      # no REFERENCE.csv row
     rows = {n: (1,) for n in ("A1980", "A9001", "A9002", "A9003", "A9004", "A9005")}
     rows.update({"A1981": (2,), "A9999": (3,)})  # A9999: a row without a record (logged only)
     write_reference(root / "REFERENCE.csv", rows)
@@ -165,7 +164,7 @@ def test_bad_records_raise_one_error_naming_each(bad_root: Path):
     assert "A9005" not in message and "A9999" not in message
 
 
-def test_skip_leaves_bad_records_out_and_lists_them(bad_root: Path, cpsc_root: Path):
+def test_skip_leaves_bad_records_out_and_lists_them(bad_root: Path):
     ds = load_cpsc2018(bad_root, 500, on_error="skip")
     assert [record_name(i) for i in ds.ecg_ids] == ["A1980", "A1981", "A9005"]
     assert set(ds.skipped) == {int(n[1:]) for n in BAD}
@@ -176,9 +175,9 @@ def test_skip_leaves_bad_records_out_and_lists_them(bad_root: Path, cpsc_root: P
     assert ds.age[0] == 52 and ds.sex[0] == 0
 
 
-def test_reference_file_errors(tmp_path: Path, cpsc_root: Path):
+def test_reference_file_errors(tmp_path: Path, cpsc_stand_ins: Path):
     with pytest.raises(EcgDataError, match="labels file .*missing"):
-        load_cpsc2018(cpsc_root)  # the shared sample has no REFERENCE.csv
+        load_cpsc2018(cpsc_stand_ins)  # records without a REFERENCE.csv beside them
     bad = write_reference(tmp_path / "bad.csv", {"A1980": (10,)})
     with pytest.raises(EcgDataError, match=r"line 2: record A1980 has label '10'"):
         read_reference(bad)
@@ -195,12 +194,19 @@ def test_reference_file_errors(tmp_path: Path, cpsc_root: Path):
         "A1984": frozenset({"LBBB", "STD", "STE"})}
 
 
-def test_read_mat_and_argument_errors(tmp_path: Path, cpsc_root: Path, reference: Path):
+def test_read_mat_of_a_shared_record(cpsc_root: Path):
     data, age, sex = read_mat(cpsc_root / "A1981.mat")
     assert data.shape == (7950, 12) and (age, sex) == (48, 1)
+
+
+def test_read_mat_and_argument_errors(tmp_path: Path, cpsc_stand_ins: Path, reference: Path,
+                                      ecg_writers):
+    data, age, sex = read_mat(cpsc_stand_ins / "A1981.mat")  # written (12, 7950), 48, Female
+    assert data.shape == (7950, 12) and (age, sex) == (48, 1)
+    np.testing.assert_array_equal(data.T, _raw(cpsc_stand_ins, "A1981"))
     with pytest.raises(EcgDataError, match="A0001.*file missing"):
         read_mat(tmp_path / "A0001.mat")
-    _save(tmp_path / "A0002.mat", _raw(cpsc_root, "A1980"), sex="X")
+    ecg_writers.cpsc(tmp_path / "A0002.mat", _raw(cpsc_stand_ins, "A1980"), sex="X")
     with pytest.raises(EcgDataError, match="A0002.*sex"):
         read_mat(tmp_path / "A0002.mat")
     with pytest.raises(EcgDataError, match="does not exist"):
@@ -208,7 +214,7 @@ def test_read_mat_and_argument_errors(tmp_path: Path, cpsc_root: Path, reference
     with pytest.raises(EcgDataError, match=r"no CPSC 2018 records \(\*\.mat\)"):
         load_cpsc2018(_empty(tmp_path), reference=reference)
     with pytest.raises(ValueError, match="on_error"):
-        load_cpsc2018(cpsc_root, reference=reference, on_error="ignore")
+        load_cpsc2018(cpsc_stand_ins, reference=reference, on_error="ignore")
 
 
 def _empty(tmp_path: Path) -> Path:
