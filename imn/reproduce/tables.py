@@ -64,15 +64,19 @@ def _positives(summary: dict[str, Any]) -> str:
     return ", ".join(f"{name} {int(count)}" for name, count in zip(summary.get("class_names", []), counts or []))
 
 
+def _finished_runs(runs: dict[tuple[str, str], Path]):
+    """``(task, model, metrics)`` of every run with a ``metrics.json`` (its done marker)."""
+    for (task, model), workdir in runs.items():
+        path = workdir / "metrics.json"
+        if path.exists():
+            yield task, model, json.loads(path.read_text())
+
+
 def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:
     """One row per finished run ``{(task, model): workdir}`` (runs without ``metrics.json``
     are skipped)."""
     rows = []
-    for (task, model), workdir in runs.items():
-        path = workdir / "metrics.json"
-        if not path.exists():
-            continue
-        metrics = json.loads(path.read_text())
+    for task, model, metrics in _finished_runs(runs):
         test = metrics["test"]
         row: dict[str, Any] = {"task": task, "model": model}
         for key in ("macro_auroc", "macro_auprc", "f1", "subset_accuracy"):
@@ -140,11 +144,7 @@ def per_class_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:
     threshold chosen on validation, the test F1, precision and recall at it, test AUROC and
     AUPRC [95% CI], positives and the protocol (NaN where undefined or not recorded)."""
     rows = []
-    for (task, model), workdir in runs.items():
-        path = workdir / "metrics.json"
-        if not path.exists():
-            continue
-        metrics = json.loads(path.read_text())
+    for task, model, metrics in _finished_runs(runs):
         test = metrics["test"]
         if len(test.get("per_class", {})) < 2:
             continue
