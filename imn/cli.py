@@ -284,10 +284,10 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     dtypes = _names(args.dtype)
     for name in models:
         if name not in MODEL_NAMES:
-            raise EcgDataError(f"unknown model {name!r}; registered: {', '.join(MODEL_NAMES)}")
+            raise UserError(f"unknown model {name!r}; registered: {', '.join(MODEL_NAMES)}")
     for dtype in dtypes:
         if dtype not in COMPUTE_DTYPES:
-            raise EcgDataError(f"unknown --dtype {dtype!r}; choose from {', '.join(COMPUTE_DTYPES)}")
+            raise UserError(f"unknown --dtype {dtype!r}; choose from {', '.join(COMPUTE_DTYPES)}")
     for name in models:
         for dtype in dtypes:
             result = bench_train(name, batch=args.batch, sampling_rate=args.sampling_rate,

@@ -51,7 +51,7 @@ def hlo_instructions(hlo_text: str) -> dict[str, dict[str, str]]:
 def _phase(source: str) -> str:
     if "transpose(" in source:
         return "backward"
-    if source.startswith("jit(train_step)/jvp(") or "/jvp(" in source:
+    if "/jvp(" in source:
         return "forward"
     return "update" if source else "other"
 
