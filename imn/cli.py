@@ -203,7 +203,9 @@ def cmd_trainability(args: argparse.Namespace) -> int:
             raise SystemExit(f"imn trainability: --data must be ptbxl:DIR, got {args.data!r}")
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else (0, 1, 2)
     variants = tuple(args.variants.split(",")) if args.variants else None
-    study = make_study(args.preset, root, seeds=seeds, variants=variants, overrides=tuple(args.set))
+    tasks = tuple(args.tasks.split(",")) if args.tasks else None
+    study = make_study(args.preset, root, seeds=seeds, variants=variants, overrides=tuple(args.set),
+                       tasks=tasks)
     result = run_study(study, args.out, figures=not args.no_figures)
     print(json.dumps({"out": args.out, "written": result["written"],
                       "total_seconds": result["total_seconds"]}, indent=2))
@@ -446,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--preset", default="cpu", choices=("tiny", "quick", "cpu", "paper", "paper500"))
     study.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
     study.add_argument("--variants", help="comma-separated subset of imn,imn_flax_init,imn_stable,cnn2d")
+    study.add_argument("--tasks", help="comma-separated subset of norm_vs_mi,superdiagnostic,synthetic")
     study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="config override for every run (e.g. epochs=30)")
     study.add_argument("--no-figures", action="store_true")

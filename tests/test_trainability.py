@@ -32,6 +32,18 @@ def test_study_configs_differ_only_in_model_and_seed():
         make_study("cpu", None, variants=("imn_big",))
 
 
+def test_study_tasks_can_be_restricted_and_train_seed_major(tmp_path, capsys):
+    study = make_study("cpu", "/data/ptb-xl", tasks=("norm_vs_mi",), seeds=(0, 1),
+                       variants=("imn", "cnn2d"))
+    assert study.tasks == ("norm_vs_mi",)
+    assert [(v, s) for _, v, s in study.runs()] == [("imn", 0), ("cnn2d", 0), ("imn", 1), ("cnn2d", 1)]
+    with pytest.raises(ValueError, match="need --data"):
+        make_study("cpu", None, tasks=("norm_vs_mi",))
+    # A misspelt task is the user's to fix: one line, exit status 2, nothing trained.
+    assert main(["trainability", "--tasks", "norm_vs_mj", "--out", str(tmp_path / "s")]) == 2
+    assert "unknown task" in capsys.readouterr().err and not (tmp_path / "s" / "runs").exists()
+
+
 @pytest.mark.slow
 def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
     out = tmp_path / "study"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from baselines.tabular import TABULAR_MODELS
+from imn.errors import UserError
 from imn.explain.run import FaithfulnessSettings
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
@@ -44,10 +45,10 @@ def run_dir(out: Path, task: str, model: str) -> Path:
 # Binary tasks first (the paper's), then the 5-class multi-label one.
 PTBXL_TASKS = ("norm_vs_mi", "norm_vs_sttc", "norm_vs_cd", "norm_vs_hyp", "superdiagnostic")
 MODELS = ("imn", "cnn2d", "inception1d", "resnet1d_wang")
-# Comparison systems a reproduction runs when asked (``--models``): the CPSC 2018 study's
-# ResNet34-1D, and xECGNet before (``xecgnet``, stage 1) and after (``xecgnet_ft``, stage 2,
+# Models a reproduction runs when asked (``--models``): the stabilised IMN (a deviation from
+# the paper, imn.models.registry), the CPSC 2018 study's ResNet34-1D, and xECGNet before (``xecgnet``, stage 1) and after (``xecgnet_ft``, stage 2,
 # fine-tuned from that task's ``xecgnet`` run) its attention-map fine-tuning.
-EXTRA_MODELS = ("resnet34_1d", "xecgnet", "xecgnet_ft")
+EXTRA_MODELS = ("imn_stable", "resnet34_1d", "xecgnet", "xecgnet_ft")
 FINETUNED = {"xecgnet_ft": "xecgnet"}  # run name -> the stage-1 run it fine-tunes
 
 # The clinical-feature route (baselines.tabular), opt-in with --models: trained and tabled
@@ -268,7 +269,7 @@ def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, .
     available = available + also
     unknown = [name for name in chosen if name not in available]
     if unknown:
-        raise ValueError(f"unknown {kind}(s) {unknown} for this reproduction; expected some of {available}")
+        raise UserError(f"unknown {kind}(s) {unknown} for this reproduction; expected some of {available}")
     return tuple(chosen)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from imn.errors import UserError
 from imn.report import write_table
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
@@ -62,10 +63,15 @@ class Study:
     seeds: tuple[int, ...] = SEEDS
     variants: tuple[str, ...] = tuple(VARIANTS)
     overrides: tuple[str, ...] = ()  # ``key=value`` for every run (e.g. epochs=30)
+    chosen_tasks: tuple[str, ...] | None = None  # a subset of the available tasks (None: all)
+
+    @property
+    def available_tasks(self) -> tuple[str, ...]:
+        return (PTBXL_TASKS if self.ptbxl_root else ()) + (SYNTHETIC_TASK,)
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return (PTBXL_TASKS if self.ptbxl_root else ()) + (SYNTHETIC_TASK,)
+        return self.chosen_tasks or self.available_tasks
 
     def config(self, task: str, variant: str, seed: int) -> TrainConfig:
         model, model_overrides = VARIANTS[variant]
@@ -76,28 +82,43 @@ class Study:
         sets += [f"model.overrides.{key}={json.dumps(value)}" for key, value in model_overrides.items()]
         return apply_overrides(config, sets)
 
+    def runs(self) -> list[tuple[str, str, int]]:
+        """Every ``(task, variant, seed)`` in training order: seed-major within a task (every
+        variant of seed 0 before seed 1), so a study stopped early still compares all variants
+        on the seeds it finished."""
+        return [(t, v, s) for t in self.tasks for s in self.seeds for v in self.variants]
+
     def run_dir(self, out: Path, task: str, variant: str, seed: int) -> Path:
         return out / "runs" / task / variant / f"seed{seed}"
 
 
 def make_study(preset: str, ptbxl_root: str | None, *, seeds: tuple[int, ...] = SEEDS,
-               variants: tuple[str, ...] | None = None, overrides: tuple[str, ...] = ()) -> Study:
+               variants: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (),
+               tasks: tuple[str, ...] | None = None) -> Study:
     check_preset(preset)
     chosen = tuple(variants or VARIANTS)
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; expected some of {tuple(VARIANTS)}")
+        raise UserError(f"unknown variant(s) {unknown}; expected some of {tuple(VARIANTS)}")
     if not seeds:
         raise ValueError("the study needs at least one seed")
-    return Study(preset, ptbxl_root, tuple(seeds), chosen, tuple(overrides))
+    study = Study(preset, ptbxl_root, tuple(seeds), chosen, tuple(overrides))
+    if tasks:
+        missing = [t for t in tasks if t not in study.available_tasks]
+        if missing:
+            raise UserError(f"unknown task(s) {missing} for this study; expected some of "
+                             f"{study.available_tasks} (the PTB-XL tasks need --data ptbxl:DIR)")
+        study = dataclasses.replace(study, chosen_tasks=tuple(tasks))
+    return study
 
 
 # ---------------------------------------------------------------------------- training
 def train_all(study: Study, out: Path) -> dict[str, float]:
-    """Trains every (task, variant, seed) not finished yet; returns wall seconds per run."""
+    """Trains every (task, variant, seed) not finished yet, in ``study.runs()`` order;
+    returns wall seconds per run."""
     from imn.train.trainer import train_and_evaluate
 
-    runs = [(t, v, s) for t in study.tasks for v in study.variants for s in study.seeds]
+    runs = study.runs()
     seconds = {}
     for index, (task, variant, seed) in enumerate(runs, 1):
         workdir = study.run_dir(out, task, variant, seed)
