@@ -107,6 +107,16 @@ def test_synthetic_plans_choose_a_level_and_explain_planted_findings(tmp_path):
     assert make_plan("cpu", synthetic=True, n_explain=5).n_explain == 5
 
 
+def test_cpu_preset_trains_until_early_stopping_on_each_source(tmp_path):
+    """Committed runs end by patience, not by the cap: each source's epochs and patience win
+    over the preset's base overrides."""
+    ptbxl = make_plan("cpu", root=str(tmp_path)).config("imn", "norm_vs_mi")
+    synthetic = make_plan("cpu", synthetic=True).config("imn", "synthetic")
+    assert (ptbxl.epochs, ptbxl.patience, ptbxl.batch_size) == (25, 5, 32)
+    assert (synthetic.epochs, synthetic.patience, synthetic.batch_size) == (12, 4, 32)
+    assert ptbxl.patience < ptbxl.epochs // 2 and synthetic.patience < synthetic.epochs // 2
+
+
 def test_cost_table_gives_training_rate_of_models_that_were_not_explained(tmp_path):
     from imn.reproduce.tables import cost_rows
 
@@ -326,7 +336,14 @@ def test_the_drawn_ecg_is_a_true_abnormal_finding_and_its_title_gives_truth_and_
     assert choose_ecg(saved, labels) == 2
     evidence = np.zeros((3, 10, 12), bool)
     evidence[1, 2:4] = True
+    # With masks: a local one, even where the explained class is not true (no better one).
     assert choose_ecg({**saved, "evidence": evidence}, labels) == 1
+    evidence[2, 5:7] = True  # a local mask on the correctly predicted MI: drawn instead
+    assert choose_ecg({**saved, "evidence": evidence}, labels) == 2
+    # A true finding predicted below 0.5 gives way to a later one predicted above it.
+    missed = [{"true": ["MI"], "explained": "MI", "p": 0.2}, {"true": ["MI"], "explained": "MI", "p": 0.8}]
+    assert choose_ecg({"evidence": evidence[1:]}, missed) == 1
+    assert choose_ecg({"evidence": evidence[1:]}, missed[:1]) == 0
 
 
 def test_feature_route_models_are_opt_in_trained_and_never_explained(tmp_path):

@@ -89,20 +89,30 @@ def kept_labels(saved: dict, predictions: dict | None) -> list[dict]:
 
 
 def choose_ecg(saved: dict, labels: list[dict] | None = None) -> int:
-    """Index of the kept ECG to draw: the first with localised evidence if masks exist, else
-    the first whose explained class is a true, abnormal finding, else the first whose
-    explained class is true, else 0."""
+    """Index of the kept ECG to draw: the first correctly predicted finding, so that the
+    figure shows what the model got right (explained class true and abnormal, its p >= 0.5;
+    with evidence masks also a local mask, covering less than half the record); failing
+    that the first true abnormal one, the first true one, the first local one, else 0."""
     evidence = saved.get("evidence")
-    if evidence is not None:
-        for index, mask in enumerate(evidence):
-            if 0 < mask.mean() < 0.5:
-                return index
-        return 0
-    labels = labels or []
-    for wanted in (lambda info: info["explained"] in info["true"] and not _is_normal(info["explained"]),
-                   lambda info: info["explained"] in info["true"]):
-        for index, info in enumerate(labels):
-            if wanted(info):
+    count = len(evidence) if evidence is not None else len(labels or [])
+    infos = list(labels or [])[:count]
+    infos += [{"explained": None, "true": [], "p": None}] * (count - len(infos))
+
+    def local(index: int) -> bool:
+        return evidence is None or 0 < evidence[index].mean() < 0.5
+
+    def true_finding(info: dict) -> bool:
+        return info["explained"] in info["true"] and not _is_normal(info["explained"])
+
+    preferences = (
+        lambda i, info: local(i) and true_finding(info) and (info["p"] or 0.0) >= 0.5,
+        lambda i, info: local(i) and true_finding(info),
+        lambda i, info: local(i) and info["explained"] in info["true"],
+        lambda i, info: evidence is not None and local(i),
+    )
+    for wanted in preferences:
+        for index, info in enumerate(infos):
+            if wanted(index, info):
                 return index
     return 0
 
