@@ -355,3 +355,30 @@ def test_feature_route_models_are_opt_in_trained_and_never_explained(tmp_path):
     assert config.model.name == "xgboost" and config.data.normalization == "none"
     assert config.data.root == str(tmp_path) and config.data.task == "norm_vs_mi"
     assert plan.config("imn", "norm_vs_mi").data.normalization == "zscore"
+
+
+@pytest.mark.slow
+def test_tree_shap_is_localised_on_the_networks_explained_ecgs(tmp_path):
+    """On synthetic data XGBoost's tree SHAP joins the localisation tables (same ECGs as the
+    networks, references and random beside it) and stays out of the faithfulness table."""
+    assert make_plan("cpu", root=str(tmp_path), models=("imn", "xgboost")).models_localised_by_tree_shap == ()
+    out = tmp_path / "repro"
+    command = ["reproduce", "--preset", "tiny", "--synthetic", "--out", str(out),
+               "--models", "resnet1d_wang,xgboost,logistic_l2", "--methods", "gradcam,random", "--no-figures"]
+    assert main(command) == 0
+    rows = _read_csv(out / "table_localisation.csv")
+    tree = {r["method"]: r for r in rows if r["model"] == "xgboost"}
+    assert set(tree) == {"tree_shap", "random", "oracle", "misplaced_mask"}
+    assert float(tree["oracle"]["mask_auroc"]) == pytest.approx(1.0)
+    assert 0.0 <= float(tree["tree_shap"]["mask_auroc"]) <= 1.0
+    assert not any(r["model"] == "logistic_l2" for r in rows)  # no exact tree SHAP
+    network = json.loads((out / "runs/synthetic/resnet1d_wang/faithfulness_test.json").read_text())
+    features = json.loads((out / "runs/synthetic/xgboost/faithfulness_test.json").read_text())
+    assert tree["tree_shap"]["n"] == str(network["rows"][0]["n_with_evidence"])
+    curves = np.load(out / "runs/synthetic/resnet1d_wang/faithfulness_curves_test.npz")
+    assert features["ecg_ids"] == curves["ecg_ids"].tolist()  # the very same ECGs
+    assert {r["model"] for r in _read_csv(out / "table_faithfulness.csv")} == {"resnet1d_wang"}
+    by_finding = _read_csv(out / "table_localisation_by_finding.csv")
+    assert {r["finding"] for r in by_finding if r["model"] == "xgboost"} >= {"all"}
+    # A second invocation finds the tree SHAP stage done.
+    assert main(command) == 0

@@ -52,10 +52,12 @@ EXTRA_MODELS = ("imn_stable", "resnet34_1d", "xecgnet", "xecgnet_ft")
 FINETUNED = {"xecgnet_ft": "xecgnet"}  # run name -> the stage-1 run it fine-tunes
 
 # The clinical-feature route (baselines.tabular), opt-in with --models: trained and tabled
-# (classification, cost) next to the networks; not explained here (tree SHAP's localisation
-# is scored by scripts/tree_shap_localisation.py: perturbation metrics would need a new
-# delineation of every perturbed ECG).
+# (classification, cost) next to the networks. On synthetic data XGBoost's exact tree SHAP,
+# mapped onto the ECG, is scored for localisation on the networks' explained ECGs
+# (baselines.tree_shap.localisation_run); perturbation metrics would need a new delineation
+# of every perturbed ECG, so the feature route has no faithfulness rows.
 FEATURE_MODELS = TABULAR_MODELS
+TREE_SHAP_MODELS = ("xgboost",)  # feature models with an exact tree SHAP
 
 # Which explanation methods each kind of model gets. IMN's own explanation needs
 # ``generate``; Grad-CAM needs a feature map (every baseline, not IMN).
@@ -100,6 +102,13 @@ class Plan:
         """The models whose ``explain_task`` runs are explained and scored."""
         models = self.models if self.explained_models is None else self.explained_models
         return tuple(m for m in models if m not in FEATURE_MODELS)
+
+    @property
+    def models_localised_by_tree_shap(self) -> tuple[str, ...]:
+        """Feature models whose tree SHAP is scored for localisation (synthetic data only)."""
+        if self.source != "synthetic":
+            return ()
+        return tuple(m for m in self.models if m in TREE_SHAP_MODELS)
 
     def methods_for(self, model: str) -> tuple[str, ...]:
         """The explanation methods scored for ``model``: those that apply to it, in order."""
@@ -278,5 +287,5 @@ def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, .
     return tuple(chosen)
 
 
-__all__ = ["EXTRA_MODELS", "FEATURE_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "applicable_methods",
+__all__ = ["EXTRA_MODELS", "FEATURE_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "TREE_SHAP_MODELS", "applicable_methods",
            "make_plan", "registry_name"]
