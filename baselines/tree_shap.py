@@ -130,7 +130,7 @@ def shap_to_ecg(values: np.ndarray, table: FeatureTable) -> np.ndarray:
     return out
 
 
-def _open_tabular_run(workdir, split: str):
+def open_tabular_run(workdir, split: str):
     """``(dataset part of split, feature table of its records, fitted estimators per class)``
     of a finished run of :mod:`baselines.tabular`; features come from the cache it filled."""
     import json
@@ -167,7 +167,7 @@ def explain_run(workdir, split: str = "test", class_index: int = 0) -> dict[str,
     class ``class_index`` (log-odds of that class's model). The features come from the cache
     the run filled.
     """
-    part, table, estimators = _open_tabular_run(workdir, split)
+    part, table, estimators = open_tabular_run(workdir, split)
     if not 0 <= class_index < len(estimators):
         raise ValueError(f"class_index {class_index} out of range for {len(estimators)} classes")
     values, bias = tree_shap(estimators[class_index], table.values)
@@ -175,56 +175,4 @@ def explain_run(workdir, split: str = "test", class_index: int = 0) -> dict[str,
             "ecg_ids": part.ecg_ids, "shap": values, "bias": bias, "names": np.asarray(table.names)}
 
 
-def localisation_run(workdir, split: str = "test", n: int | None = None, seed: int = 0) -> dict:
-    """Localisation of tree SHAP on the synthetic benchmark, as ``imn.explain.run`` scores the
-    networks' explanations (``targets="evidence"``), written to ``faithfulness_{split}.json``.
-
-    The first ``n`` records of ``split`` that carry a class with a local evidence mask (QRSW,
-    STE, TINV) are each explained for the such class its model scores highest (the largest
-    log-odds), by exact tree SHAP mapped onto the ECG (:func:`shap_to_ecg`), beside a random
-    map (a fixed normal draw, as the ``random`` method) and the reference maps
-    (``imn.explain.run.localisation_tables``). Perturbation metrics (deletion, insertion, ...)
-    are not computed: every perturbed ECG would need its own delineation. Returns the summary.
-    """
-    import time
-    from pathlib import Path
-    from types import SimpleNamespace
-
-    from imn import atomic
-    from imn.explain.run import _local_evidence, _localisation_row, localisation_scores, localisation_tables
-
-    part, table, estimators = _open_tabular_run(workdir, split)
-    if part.evidence is None:
-        raise ValueError(f"{workdir}: tree SHAP localisation needs data with evidence masks "
-                         "(the synthetic benchmark)")
-    local = _local_evidence(part)
-    rows = np.flatnonzero(local.any(axis=1))[:n]
-    features = table.subset(rows)
-    start = time.perf_counter()
-    per_class = [tree_shap(estimator, features.values) for estimator in estimators]
-    margins = np.stack([values.sum(1) + bias for values, bias in per_class], axis=1)  # (n, K)
-    targets = np.where(local[rows], margins, -np.inf).argmax(axis=1).astype(np.int32)
-    values = np.stack([per_class[k][0][i] for i, k in enumerate(targets)])
-    attribution = shap_to_ecg(values, features)
-    seconds = time.perf_counter() - start
-    mask = np.asarray(part.evidence[rows, targets])
-    control = np.random.default_rng(seed).normal(size=attribution.shape).astype(np.float32)
-    scores = {"tree_shap": localisation_scores(attribution, mask), "random": localisation_scores(control, mask)}
-    every = np.ones(len(rows), bool)
-    result_rows = []
-    for method, method_scores in scores.items():
-        row = _localisation_row(method, method_scores, every)
-        row["explain_ms_per_ecg"] = 1e3 * seconds / len(rows) if method == "tree_shap" else 0.0
-        row["n_with_evidence"] = int(np.isfinite(method_scores["mask_auroc"]).sum())
-        result_rows.append(row)
-    explained = SimpleNamespace(evidence=mask, targets=targets, classes=tuple(part.classes))
-    references, by_finding = localisation_tables(explained, scores)
-    summary = {"split": split, "targets": "evidence", "rows": result_rows, "reference_rows": references,
-               "localisation_by_finding": by_finding, "ecg_ids": part.ecg_ids[rows].tolist(),
-               "perturbation_metrics": "not computed: a perturbed ECG needs its own delineation",
-               "finished": True, "methods_pending": []}
-    atomic.write_json(Path(workdir) / f"faithfulness_{split}.json", summary, default=str)
-    return summary
-
-
-__all__ = ["WAVE_ORDER", "explain_run", "localisation_run", "shap_to_ecg", "tree_shap", "wave_densities"]
+__all__ = ["WAVE_ORDER", "explain_run", "shap_to_ecg", "tree_shap", "wave_densities"]

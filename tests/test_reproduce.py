@@ -358,10 +358,11 @@ def test_feature_route_models_are_opt_in_trained_and_never_explained(tmp_path):
 
 
 @pytest.mark.slow
-def test_tree_shap_is_localised_on_the_networks_explained_ecgs(tmp_path):
-    """On synthetic data XGBoost's tree SHAP joins the localisation tables (same ECGs as the
-    networks, references and random beside it) and stays out of the faithfulness table."""
-    assert make_plan("cpu", root=str(tmp_path), models=("imn", "xgboost")).models_localised_by_tree_shap == ()
+def test_tree_shap_is_scored_on_the_networks_explained_ecgs(tmp_path):
+    """On synthetic data XGBoost's tree SHAP joins the faithfulness and localisation tables
+    (same ECGs as the networks, references and random beside it); models without an exact
+    tree SHAP are trained and tabled only."""
+    assert make_plan("cpu", root=str(tmp_path), models=("imn", "xgboost")).models_explained_by_tree_shap == ()
     out = tmp_path / "repro"
     command = ["reproduce", "--preset", "tiny", "--synthetic", "--out", str(out),
                "--models", "resnet1d_wang,xgboost,logistic_l2", "--methods", "gradcam,random", "--no-figures"]
@@ -377,7 +378,18 @@ def test_tree_shap_is_localised_on_the_networks_explained_ecgs(tmp_path):
     assert tree["tree_shap"]["n"] == str(network["rows"][0]["n_with_evidence"])
     curves = np.load(out / "runs/synthetic/resnet1d_wang/faithfulness_curves_test.npz")
     assert features["ecg_ids"] == curves["ecg_ids"].tolist()  # the very same ECGs
-    assert {r["model"] for r in _read_csv(out / "table_faithfulness.csv")} == {"resnet1d_wang"}
+    faithfulness = {(r["model"], r["method"]): r for r in _read_csv(out / "table_faithfulness.csv")}
+    assert {m for m, _ in faithfulness} == {"resnet1d_wang", "xgboost"}
+    row = faithfulness[("xgboost", "tree_shap")]
+    assert 0.0 <= float(row["deletion_auc"]) <= 1.0 and 0.0 <= float(row["insertion_auc"]) <= 1.0
+    assert row["max_sensitivity_note"] == row["randomization_abs_note"] == "not_computed"
+    # The trees' curves start at their own probability of the explained class.
+    tree_curves = np.load(out / "runs/synthetic/xgboost/faithfulness_curves_test.npz")
+    predictions = np.load(out / "runs/synthetic/xgboost/predictions_test.npz")
+    position = {int(e): i for i, e in enumerate(predictions["ecg_ids"])}
+    first = [predictions["scores"][position[int(e)], k]
+             for e, k in zip(tree_curves["ecg_ids"], tree_curves["targets"])]
+    np.testing.assert_allclose(tree_curves["tree_shap_deletion"][:, 0], first, atol=1e-5)
     by_finding = _read_csv(out / "table_localisation_by_finding.csv")
     assert {r["finding"] for r in by_finding if r["model"] == "xgboost"} >= {"all"}
     # A second invocation finds the tree SHAP stage done.

@@ -331,20 +331,20 @@ def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[s
     return references, by_finding
 
 
-def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
-                 settings: FaithfulnessSettings = FaithfulnessSettings()) -> dict[str, np.ndarray]:
-    """Per-ECG faithfulness (and, with evidence masks, localisation) scores of one method.
+def perturbation_scores(predict, x: np.ndarray, attribution: np.ndarray, target: np.ndarray,
+                        settings: FaithfulnessSettings, timer: "_MetricTimer | None" = None
+                        ) -> dict[str, np.ndarray]:
+    """The metrics that only need the model's outputs on perturbed ECGs: deletion and
+    insertion curves and their AUCs, AOPC (MoRF from the deletion curve, LeRF), faithfulness
+    correlation and infidelity, per ECG ``{metric: (n,)}`` plus the raw curves.
 
-    Returns ``{metric: (n,)}`` plus the raw ``deletion_curve``/``insertion_curve``
-    ``(n, steps + 1)``.
+    ``predict``: ``x (N, L, 12) -> (N, K)`` probabilities, jittable (a host model enters
+    through ``jax.pure_callback``, as the feature route's does).
     """
     from imn import faithfulness
-    from imn.explain.api import explanation_fn
 
-    predict = explained.predict
-    x, target = explained.x, explained.targets
+    timer = timer or _MetricTimer()
     common = dict(steps=settings.steps, unit=settings.unit, segments=settings.segments)
-    timer = _MetricTimer()
     with timer("deletion/insertion"):
         deletion = np.asarray(faithfulness.deletion_curve(predict, x, attribution, target, **common))
         insertion = np.asarray(faithfulness.insertion_curve(predict, x, attribution, target, **common))
@@ -368,6 +368,22 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
             predict, x, attribution, target, n_perturbations=settings.infidelity_perturbations,
             noise_std=settings.infidelity_noise, perturbation="multiplicative",
             optimal_scaling=True))
+    return scores
+
+
+def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
+                 settings: FaithfulnessSettings = FaithfulnessSettings()) -> dict[str, np.ndarray]:
+    """Per-ECG faithfulness (and, with evidence masks, localisation) scores of one method.
+
+    Returns ``{metric: (n,)}`` plus the raw ``deletion_curve``/``insertion_curve``
+    ``(n, steps + 1)``.
+    """
+    from imn import faithfulness
+    from imn.explain.api import explanation_fn
+
+    x, target = explained.x, explained.targets
+    timer = _MetricTimer()
+    scores = perturbation_scores(explained.predict, x, attribution, target, settings, timer)
     options = method_options(method, explained, settings.method_options.get(method))
     if sensitivity_applies(method, settings):
         with timer("max_sensitivity"):

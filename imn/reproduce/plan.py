@@ -53,9 +53,8 @@ FINETUNED = {"xecgnet_ft": "xecgnet"}  # run name -> the stage-1 run it fine-tun
 
 # The clinical-feature route (baselines.tabular), opt-in with --models: trained and tabled
 # (classification, cost) next to the networks. On synthetic data XGBoost's exact tree SHAP,
-# mapped onto the ECG, is scored for localisation on the networks' explained ECGs
-# (baselines.tree_shap.localisation_run); perturbation metrics would need a new delineation
-# of every perturbed ECG, so the feature route has no faithfulness rows.
+# mapped onto the ECG, is explained on the networks' explained ECGs and scored with their
+# metrics (baselines.tree_shap_run: every perturbed ECG is delineated again).
 FEATURE_MODELS = TABULAR_MODELS
 TREE_SHAP_MODELS = ("xgboost",)  # feature models with an exact tree SHAP
 
@@ -104,8 +103,8 @@ class Plan:
         return tuple(m for m in models if m not in FEATURE_MODELS)
 
     @property
-    def models_localised_by_tree_shap(self) -> tuple[str, ...]:
-        """Feature models whose tree SHAP is scored for localisation (synthetic data only)."""
+    def models_explained_by_tree_shap(self) -> tuple[str, ...]:
+        """Feature models whose tree SHAP is explained and scored (synthetic data only)."""
         if self.source != "synthetic":
             return ()
         return tuple(m for m in self.models if m in TREE_SHAP_MODELS)

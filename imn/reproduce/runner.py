@@ -135,21 +135,22 @@ def explain_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
                          allow_data_move=allow_data_move)
         # Written last: its presence means the whole explanation stage of this model finished.
         atomic.write_json(marker, wanted)
-    for model in plan.models_localised_by_tree_shap:
+    for model in plan.models_explained_by_tree_shap:
         _localise_tree_shap(plan, run_dir(out, plan.explain_task, model))
 
 
 def _localise_tree_shap(plan: Plan, workdir: Path) -> None:
-    """Tree SHAP of a feature model on the networks' explained ECGs, scored for localisation."""
-    from baselines.tree_shap import localisation_run
+    """Tree SHAP of a feature model on the networks' explained ECGs, scored for faithfulness
+    and localisation with the networks' budget (baselines.tree_shap_run)."""
+    from baselines.tree_shap_run import METHODS, score_tree_shap
 
     marker = workdir / "faithfulness_settings.json"
-    wanted = {"methods": ["tree_shap", "random"], "n": plan.n_explain, "targets": "evidence"}
+    wanted = {**_settings_record(plan, "xgboost"), "methods": list(METHODS)}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         logger.info("tree SHAP of %s: done, skipped", workdir.name)
         return
     logger.info("tree SHAP of %s on %d test ECGs with planted evidence", workdir.name, plan.n_explain)
-    localisation_run(workdir, "test", plan.n_explain)
+    score_tree_shap(workdir, plan.faithfulness, "test", plan.n_explain)
     atomic.write_json(marker, wanted)
 
 
@@ -174,16 +175,16 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     if per_class:
         written += write_table(per_class, out / "table_per_class", tables.PER_CLASS_COLUMNS,
                                one_format_per_column=True)
+    if plan.source == "synthetic":
+        # The feature route's tree SHAP is scored as the networks' methods are.
+        explained = {**explained, **{model: run_dir(out, plan.explain_task, model)
+                                     for model in plan.models_explained_by_tree_shap}}
     rows = tables.faithfulness_rows(explained)
     written += write_table(rows, out / "table_faithfulness",
                            tables.metric_columns(tables.FAITHFULNESS_METRICS),
                            caption=tables.faithfulness_caption(task, explained, targets, rows),
                            footnotes=tables.footnotes(rows), one_format_per_column=True)
     if plan.source == "synthetic":
-        # The feature route's tree SHAP joins the localisation tables (it has no perturbation
-        # metrics, so no faithfulness rows).
-        explained = {**explained, **{model: run_dir(out, plan.explain_task, model)
-                                     for model in plan.models_localised_by_tree_shap}}
         rows = tables.localisation_rows(explained)
         written += write_table(rows, out / "table_localisation",
                                tables.metric_columns(tables.LOCALISATION_METRICS),

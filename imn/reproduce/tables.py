@@ -224,6 +224,8 @@ DEGENERACY_NOTES = {
                "costly at this budget)",
     "control": "by construction for the random control (its map ignores the input and the "
                "model): a reference, not a score",
+    "not_computed": "not computed for this model (the feature route: a noisy copy would need "
+                    "a new delineation; fitted trees have no randomised counterpart)",
 }
 _CURVE_METRICS = {"deletion_auc": "deletion", "insertion_auc": "insertion"}
 _CONTROL = "random"
@@ -238,9 +240,10 @@ def _curves(workdir: Path) -> dict[str, np.ndarray]:
 
 
 def degeneracy(row: dict[str, Any], curves: dict[str, np.ndarray],
-               skipped: tuple[str, ...] = ()) -> dict[str, str]:
+               skipped: tuple[str, ...] = (), not_computed: tuple[str, ...] = ()) -> dict[str, str]:
     """metric -> reason key (of ``DEGENERACY_NOTES``) for each degenerate or missing cell of
-    ``row`` (``skipped``: methods whose max-sensitivity the run did not compute)."""
+    ``row`` (``skipped``: methods whose max-sensitivity the run did not compute;
+    ``not_computed``: metrics the run computed for no method)."""
     reasons = {}
     for key, _ in FAITHFULNESS_METRICS:
         value = row.get(key, float("nan"))
@@ -251,6 +254,8 @@ def degeneracy(row: dict[str, Any], curves: dict[str, np.ndarray],
             reasons[key] = "flat"
         elif row["method"] == _CONTROL and key in ("max_sensitivity", "randomization_abs"):
             reasons[key] = "control"
+        elif key in not_computed:
+            reasons[key] = "not_computed"
         elif key == "max_sensitivity" and row["method"] in skipped:
             reasons[key] = "skipped"
         elif not np.isfinite(value):
@@ -288,7 +293,10 @@ def faithfulness_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
                    randomization_abs_ci_high=high)
         table = _faithfulness_table(runs[row["model"]]) or {}
         skipped = tuple(table.get("sensitivity_skip", ()))
-        for key, reason in degeneracy(row, curves[row["model"]], skipped).items():
+        # The randomisation column is shown as |rho| (randomization_abs).
+        not_computed = tuple("randomization_abs" if key == "randomization_similarity" else key
+                             for key in table.get("not_computed", {}))
+        for key, reason in degeneracy(row, curves[row["model"]], skipped, not_computed).items():
             row[key + NOTE_SUFFIX] = reason
     return rows
 
