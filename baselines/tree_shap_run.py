@@ -21,6 +21,7 @@ every noisy copy again for each method, the second has no counterpart for fitted
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -43,11 +44,20 @@ def host_predict_fn(estimators, sampling_rate: int):
     from baselines.tabular import scores_of
     from imn.features import extract_features
 
+    feature_log = logging.getLogger("imn.features.extract")
+
     def on_host(x: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NeuroKit2 warns on every flattened lead
-            table = extract_features(np.asarray(x, np.float64), sampling_rate, progress=False,
-                                     use_cache=False)
+        # Thousands of small calls: NeuroKit2's warnings on flattened leads and the per-call
+        # timing and failure lines would bury the run's log (failures become NaN features).
+        level = feature_log.level
+        feature_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                table = extract_features(np.asarray(x, np.float64), sampling_rate, progress=False,
+                                         use_cache=False)
+        finally:
+            feature_log.setLevel(level)
         return np.stack([scores_of(e, table.values) for e in estimators], axis=1).astype(np.float32)
 
     def predict(x):
