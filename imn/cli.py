@@ -9,10 +9,13 @@ and exit status 2 (:mod:`imn.errors`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from imn.data.dataset import SUPPORTED_SAMPLING_RATES, EcgDataError
@@ -495,11 +498,34 @@ def _enable_compilation_cache() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM (``kill``, a batch scheduler's stop) into ``SystemExit(143)`` while the
+    command runs, so ``finally`` blocks and context managers still run: a reproduction records
+    the seconds of the stage it was in, checkpoint managers close. Only where SIGTERM still
+    has its default action (a host's own handler is left alone), and only in the main thread;
+    the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _enable_compilation_cache()
     try:
-        return args.func(args)
+        with terminate_as_exit():
+            return args.func(args)
     except UserError as error:
         # Bad input is the user's to fix: say what is wrong, in one line, without a traceback.
         print(f"imn: error: {' '.join(str(error).split())}", file=sys.stderr)
