@@ -3,8 +3,9 @@
     python scripts/tree_shap_localisation.py --out runs/xgb-synthetic [--n 500] [--rate 100]
                                              [--explain 8]
 
-Mirrors the committed synthetic reproduction (``imn reproduce --preset cpu --synthetic``:
-500 records at 100 Hz, seed 0, folds 1-8 / 9 / 10): XGBoost with the UK Biobank study's
+A standalone probe at any size (``imn reproduce --synthetic --models ...,xgboost`` now scores
+tree SHAP itself, faithfulness included, on the networks' explained ECGs:
+``baselines/tree_shap_run.py``). Synthetic records at 100 Hz, seed 0, folds 1-8 / 9 / 10: XGBoost with the UK Biobank study's
 hyper-parameters is trained on the clinical features of the training folds
 (:mod:`baselines.tabular`), then the first ``--explain`` test records that carry a class with
 a local evidence mask (QRSW, STE, TINV) are each explained for the highest-scored such class,

@@ -46,8 +46,9 @@ def run_dir(out: Path, task: str, model: str) -> Path:
 PTBXL_TASKS = ("norm_vs_mi", "norm_vs_sttc", "norm_vs_cd", "norm_vs_hyp", "superdiagnostic")
 MODELS = ("imn", "cnn2d", "inception1d", "resnet1d_wang")
 # Models a reproduction runs when asked (``--models``): the stabilised IMN (a deviation from
-# the paper, imn.models.registry), the CPSC 2018 study's ResNet34-1D, and xECGNet before (``xecgnet``, stage 1) and after (``xecgnet_ft``, stage 2,
-# fine-tuned from that task's ``xecgnet`` run) its attention-map fine-tuning.
+# the paper, imn.models.registry), the CPSC 2018 study's ResNet34-1D, and xECGNet before
+# (``xecgnet``, stage 1) and after (``xecgnet_ft``, stage 2, fine-tuned from that task's
+# ``xecgnet`` run) its attention-map fine-tuning.
 EXTRA_MODELS = ("imn_stable", "resnet34_1d", "xecgnet", "xecgnet_ft")
 FINETUNED = {"xecgnet_ft": "xecgnet"}  # run name -> the stage-1 run it fine-tunes
 
@@ -287,5 +288,5 @@ def _restrict(kind: str, chosen: tuple[str, ...] | None, available: tuple[str, .
     return tuple(chosen)
 
 
-__all__ = ["EXTRA_MODELS", "FEATURE_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "TREE_SHAP_MODELS", "applicable_methods",
-           "make_plan", "registry_name"]
+__all__ = ["EXTRA_MODELS", "FEATURE_MODELS", "MODELS", "PRESETS", "PTBXL_TASKS", "Plan", "TREE_SHAP_MODELS",
+           "applicable_methods", "make_plan", "registry_name"]

@@ -136,10 +136,10 @@ def explain_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
         # Written last: its presence means the whole explanation stage of this model finished.
         atomic.write_json(marker, wanted)
     for model in plan.models_explained_by_tree_shap:
-        _localise_tree_shap(plan, run_dir(out, plan.explain_task, model))
+        _explain_tree_shap(plan, run_dir(out, plan.explain_task, model))
 
 
-def _localise_tree_shap(plan: Plan, workdir: Path) -> None:
+def _explain_tree_shap(plan: Plan, workdir: Path) -> None:
     """Tree SHAP of a feature model on the networks' explained ECGs, scored for faithfulness
     and localisation with the networks' budget (baselines.tree_shap_run)."""
     from baselines.tree_shap_run import METHODS, score_tree_shap
