@@ -75,9 +75,9 @@ def score_tree_shap(workdir, settings, split: str = "test", n: int | None = None
     from imn import atomic
     from imn.explain.run import (
         _local_evidence,
-        _mean_ci,
         localisation_scores,
         localisation_tables,
+        method_row,
         perturbation_scores,
     )
 
@@ -108,12 +108,7 @@ def score_tree_shap(workdir, settings, split: str = "test", n: int | None = None
         scores["randomization_similarity"] = np.full(len(x), np.nan)
         localisation[method] = localisation_scores(maps[method], mask)
         scores.update(localisation[method])
-        row: dict[str, Any] = {"method": method, "n": len(x),
-                               "explain_ms_per_ecg": 1e3 * seconds[method] / len(x)}
-        for name, per_ecg in scores.items():
-            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(per_ecg)
-        row["n_with_evidence"] = int(np.isfinite(localisation[method]["mask_auroc"]).sum())
-        result_rows.append(row)
+        result_rows.append(method_row(method, len(x), seconds[method], scores))
     explained = SimpleNamespace(evidence=mask, targets=targets, classes=tuple(part.classes))
     references, by_finding = localisation_tables(explained, localisation)
     workdir = Path(workdir)

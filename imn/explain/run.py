@@ -297,6 +297,19 @@ def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarr
     return row
 
 
+def method_row(method: str, n: int, seconds: float, scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One row of a faithfulness table: the method, its ``n`` ECGs, explanation ms per ECG
+    (``seconds`` for all of them) and the mean and bootstrap CI of every per-ECG score; with
+    localisation scores also ``n_with_evidence``, the ECGs whose explained class has a mask
+    (localisation is undefined, NaN, elsewhere)."""
+    row: dict[str, Any] = {"method": method, "n": n, "explain_ms_per_ecg": 1e3 * seconds / n}
+    for name, values in scores.items():
+        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
+    if "mask_auroc" in scores:
+        row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
+    return row
+
+
 def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[str, np.ndarray]]
                         ) -> tuple[list[dict], list[dict]]:
     """The reference rows and the per-finding rows of a localisation table.
@@ -472,13 +485,8 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
         scores = score_method(explained, method, attribution, settings)
         curves[f"{method}_deletion"] = scores.pop("deletion_curve")
         curves[f"{method}_insertion"] = scores.pop("insertion_curve")
-        row: dict[str, Any] = {"method": method, "n": len(explained.x),
-                               "explain_ms_per_ecg": 1e3 * seconds / len(explained.x)}
-        for name, values in scores.items():
-            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
+        row = method_row(method, len(explained.x), seconds, scores)
         if "mask_auroc" in scores:
-            # Localisation is undefined where the explained class has no evidence mask.
-            row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
             localisation[method] = {name: scores[name] for name in
                                     ("pointing_game", "relevance_mass_accuracy",
                                      "relevance_rank_accuracy", "mask_auroc")}
