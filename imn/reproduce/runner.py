@@ -164,7 +164,9 @@ def evaluation_counts(plan: Plan) -> dict[tuple[str, str], tuple[float, str]]:
 
 def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     runs = {(task, model): run_dir(out, task, model) for task in plan.tasks for model in plan.models}
-    explained = {model: run_dir(out, plan.explain_task, model) for model in plan.models_explained}
+    # The feature route's tree SHAP (synthetic data only) is scored as the networks' methods are.
+    explained = {model: run_dir(out, plan.explain_task, model)
+                 for model in plan.models_explained + plan.models_explained_by_tree_shap}
     task, targets = plan.explain_task, plan.faithfulness.targets
     rows = tables.classification_rows(runs)
     bootstrap = plan.config(plan.models[0], plan.tasks[0]).bootstrap_samples
@@ -175,10 +177,6 @@ def tables_stage(plan: Plan, out: Path, device: str) -> list[Path]:
     if per_class:
         written += write_table(per_class, out / "table_per_class", tables.PER_CLASS_COLUMNS,
                                one_format_per_column=True)
-    if plan.source == "synthetic":
-        # The feature route's tree SHAP is scored as the networks' methods are.
-        explained = {**explained, **{model: run_dir(out, plan.explain_task, model)
-                                     for model in plan.models_explained_by_tree_shap}}
     rows = tables.faithfulness_rows(explained)
     written += write_table(rows, out / "table_faithfulness",
                            tables.metric_columns(tables.FAITHFULNESS_METRICS),
