@@ -4,6 +4,7 @@ resumed, checked against its run folders, and refused when the plan changes."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from imn.cli import main
-from imn.reproduce import make_plan
+from imn.errors import ConfigError
+from imn.reproduce import make_plan, reproduce
 from imn.reproduce.plan import PTBXL_TASKS
 from imn.reproduce.tables import training_samples_per_s
 
@@ -113,7 +115,7 @@ def test_cpu_preset_trains_until_early_stopping_on_each_source(tmp_path):
     ptbxl = make_plan("cpu", root=str(tmp_path)).config("imn", "norm_vs_mi")
     synthetic = make_plan("cpu", synthetic=True).config("imn", "synthetic")
     assert (ptbxl.epochs, ptbxl.patience, ptbxl.batch_size) == (25, 5, 32)
-    assert (synthetic.epochs, synthetic.patience, synthetic.batch_size) == (12, 4, 32)
+    assert (synthetic.epochs, synthetic.patience, synthetic.batch_size) == (40, 4, 32)
     assert ptbxl.patience < ptbxl.epochs // 2 and synthetic.patience < synthetic.epochs // 2
 
 
@@ -245,9 +247,23 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     assert json.loads((out / "reproduce.json").read_text())["explanation_plans_replaced"]
     assert (out / "figures" / "resnet1d_wang_clinical_4x3.png").stat().st_mtime_ns > stamp
 
-    # A folder whose trained runs follow another plan is refused rather than mixed.
-    with pytest.raises(ValueError, match="different plan"):
-        main([*command[:-4], "--models", "imn", "--methods", "imn,random"])
+    # A raised epoch cap continues both runs from their last checkpoints (imn.train.continuation)
+    # and explains them again.
+    plan = make_plan("tiny", synthetic=True, models=("imn", "resnet1d_wang"), methods=("imn", "random"))
+    raised = dataclasses.replace(plan, train_overrides=(*plan.train_overrides, "epochs=3"))
+    reproduce(raised, out, figures=False)
+    for model in ("imn", "resnet1d_wang"):
+        run = out / "runs/synthetic" / model
+        assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+        assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 3
+        assert json.loads((run / "provenance.json").read_text())["continued"][0]["from_epochs"] == 2
+        assert (run / "faithfulness_test.json").stat().st_mtime_ns > stamp
+    assert json.loads((out / "reproduce.json").read_text())["training_plans_replaced"]
+
+    # Any other change to a trained run is refused, naming the run, rather than mixed in.
+    changed = dataclasses.replace(raised, train_overrides=(*raised.train_overrides, "optim.learning_rate=0.5"))
+    with pytest.raises(ConfigError, match=r"runs/synthetic/imn was trained with another config \(optim.learning_rate"):
+        reproduce(changed, out, figures=False)
 
 
 def _faithfulness_run(folder, rows, curves, skip=()):

@@ -2,6 +2,9 @@
 tables and figures. Resumable: killed and restarted with the same command, it skips every
 finished run (``metrics.json``) and every finished explanation (``faithfulness_test.json``
 with the same settings), and an unfinished training run resumes from its last checkpoint.
+A preset whose epoch cap was raised continues the runs that hit the old cap from their last
+checkpoint, exactly as a fresh run would have gone on (:mod:`imn.train.continuation`), and
+explains them again; any other change to a trained run's config is refused.
 
 Output folder layout::
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -59,10 +63,12 @@ class Ledger:
         stored = self.data.get("plan")
         current = json.loads(json.dumps(plan.to_dict()))
         if stored is not None and _training_part(stored) != _training_part(current):
-            raise ValueError(
-                f"{out} holds a reproduction whose trained runs follow a different plan "
-                f"({self.path}); use the same command to resume it or a new --out folder"
-            )
+            # Each trained run is checked against its new config by the training stage: a
+            # raised epoch cap continues the runs it can continue exactly, anything else that
+            # changes a trained run is refused there, naming the run.
+            logger.info("%s: the training plan changed; every trained run is checked against "
+                        "its new config", out)
+            self.data.setdefault("training_plans_replaced", []).append(_training_part(stored))
         if stored is not None and stored != current:
             logger.info("%s: the explanation settings changed; the trained runs are kept and "
                         "the models are explained again", out)
@@ -89,15 +95,25 @@ class Ledger:
 def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
     from baselines.tabular import is_tabular
     from baselines.tabular import train_and_evaluate as train_tabular
+    from imn.train.continuation import follow_config
     from imn.train.run_folder import check_recorded_source
     from imn.train.trainer import train_and_evaluate
 
     pairs = [(task, model) for task in plan.tasks for model in plan.models]
+    continued: set[tuple[str, str]] = set()
     for index, (task, model) in enumerate(pairs, 1):
         workdir = run_dir(out, task, model)
         stage_one = FINETUNED.get(model)
         stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
         config = plan.config(model, task, stage_one_dir)
+        if (task, stage_one) in continued and workdir.exists():
+            # It started from the stage-1 run's old best checkpoint; a fresh reproduction
+            # would fine-tune the continued run's, so it is trained again.
+            logger.info("[%d/%d] %s on %s: its stage-1 run %s continued; trained again",
+                        index, len(pairs), model, task, stage_one)
+            shutil.rmtree(workdir)
+        elif follow_config(workdir, config, epoch_free=is_tabular(model)) == "continues":
+            continued.add((task, model))
         if (workdir / "metrics.json").exists():
             # A finished run on other data must not enter the tables as if it were this plan's.
             check_recorded_source(workdir, config, allow_data_move=allow_data_move)

@@ -1,0 +1,103 @@
+"""Raising a finished run's epoch cap continues it exactly as a fresh run with that cap goes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imn.errors import ConfigError
+from imn.train.config import apply_overrides, load_config
+from imn.train.continuation import follow_config
+from imn.train.trainer import train_and_evaluate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny(*overrides: str):
+    # A step schedule that drops the learning rate after every epoch, so that a continuation
+    # which restarted the schedule (or the batch order) would not match the fresh run.
+    return load_config(f"{REPO / 'configs/imn.py'}:tiny",
+                       ["data.source=synthetic", "optim.step_epochs=1", *overrides])
+
+
+def _losses(workdir: Path) -> list[float]:
+    return [json.loads(line)["train_loss"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("capped") / "run"
+    train_and_evaluate(tiny("epochs=2"), workdir)
+    return workdir
+
+
+def test_a_raised_cap_continues_as_a_fresh_run_would(two_epoch_run, tmp_path):
+    fresh = tmp_path / "fresh"
+    train_and_evaluate(tiny("epochs=3"), fresh)
+    continued = tmp_path / "continued"
+    shutil.copytree(two_epoch_run, continued)
+    (continued / "faithfulness_settings.json").write_text("{}")  # an explanation of the old model
+
+    assert follow_config(continued, tiny("epochs=3")) == "continues"
+    assert not (continued / "metrics.json").exists()
+    assert not (continued / "faithfulness_settings.json").exists()
+    train_and_evaluate(tiny("epochs=3"), continued)
+
+    assert len(_losses(continued)) == 3
+    np.testing.assert_allclose(_losses(continued), _losses(fresh), rtol=1e-6)
+    for split in ("validation", "test"):
+        ours = np.load(continued / f"predictions_{split}.npz")
+        theirs = np.load(fresh / f"predictions_{split}.npz")
+        np.testing.assert_allclose(ours["scores"], theirs["scores"], rtol=1e-5, atol=1e-6)
+    record = json.loads((continued / "provenance.json").read_text())
+    assert [(c["from_epochs"], c["to_epochs"]) for c in record["continued"]] == [(2, 3)]
+    assert json.loads((continued / "config.json").read_text())["epochs"] == 3
+
+
+def test_the_same_config_changes_nothing(two_epoch_run, tmp_path):
+    run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    assert follow_config(run, tiny("epochs=2")) == "same"
+    assert (run / "metrics.json").exists()
+    assert follow_config(tmp_path / "absent", tiny("epochs=2")) == "same"
+
+
+def test_a_run_stopped_early_is_relabelled_only(two_epoch_run, tmp_path):
+    run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    summary = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**summary, "stopped_early": True}))
+    assert follow_config(run, tiny("epochs=5")) == "relabelled"
+    assert (run / "metrics.json").exists() and (run / "predictions_test.npz").exists()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 5
+    assert "continued" not in json.loads((run / "provenance.json").read_text())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("epochs=3", "optim.learning_rate=0.01"), "optim.learning_rate 0.001 then, 0.01 now"),
+    (("epochs=1",), "epoch cap went down"),
+    (("epochs=2", "data.synthetic_n=200"), "data.synthetic_n"),
+])
+def test_other_changes_are_refused_with_the_difference_named(two_epoch_run, tmp_path, overrides, message):
+    run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    with pytest.raises(ConfigError, match=message):
+        follow_config(run, tiny(*overrides))
+    assert (run / "metrics.json").exists(), "a refused change leaves the run as it was"
+
+
+def test_a_schedule_that_depends_on_the_cap_is_not_continued(two_epoch_run, tmp_path):
+    run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["optim"]["schedule"] = "cosine"
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="'cosine' schedule depends on the epoch cap"):
+        follow_config(run, apply_overrides(tiny("epochs=3"), ["optim.schedule=cosine"]))
+
+
+def test_missing_checkpoints_are_named(two_epoch_run, tmp_path):
+    run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    shutil.rmtree(run / "checkpoints")
+    with pytest.raises(ConfigError, match="no checkpoints/last"):
+        follow_config(run, tiny("epochs=3"))
