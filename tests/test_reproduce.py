@@ -258,7 +258,8 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
         assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 3
         assert json.loads((run / "provenance.json").read_text())["continued"][0]["from_epochs"] == 2
         assert (run / "faithfulness_test.json").stat().st_mtime_ns > stamp
-    assert json.loads((out / "reproduce.json").read_text())["training_plans_replaced"]
+    ledger = json.loads((out / "reproduce.json").read_text())
+    assert ledger["training_plans_replaced"] and len(ledger["explanation_plans_replaced"]) == 1
 
     # Any other change to a trained run is refused, naming the run, rather than mixed in.
     changed = dataclasses.replace(raised, train_overrides=(*raised.train_overrides, "optim.learning_rate=0.5"))

@@ -54,6 +54,10 @@ def _training_part(plan: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in plan.items() if key not in _EXPLANATION_FIELDS}
 
 
+def _explanation_part(plan: dict[str, Any]) -> dict[str, Any]:
+    return {key: plan.get(key) for key in _EXPLANATION_FIELDS}
+
+
 class Ledger:
     """``reproduce.json``: the plan, and wall seconds per stage summed over restarts."""
 
@@ -69,7 +73,7 @@ class Ledger:
             logger.info("%s: the training plan changed; every trained run is checked against "
                         "its new config", out)
             self.data.setdefault("training_plans_replaced", []).append(_training_part(stored))
-        if stored is not None and stored != current:
+        if stored is not None and _explanation_part(stored) != _explanation_part(current):
             logger.info("%s: the explanation settings changed; the trained runs are kept and "
                         "the models are explained again", out)
             self.data.setdefault("explanation_plans_replaced", []).append(
