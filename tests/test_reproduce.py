@@ -83,11 +83,15 @@ def test_classification_tables_give_subset_accuracy_and_per_class_f1(tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
     (workdir / "metrics.json").write_text(json.dumps(
-        {"test": test, "best_val_macro_auroc": 0.7, "best_epoch": 1, "epochs_run": 2}))
+        {"test": test, "best_val_macro_auroc": 0.7, "best_epoch": 1, "epochs_run": 2, "stopped_early": False}))
     (row,) = classification_rows({("cpsc2018", "xecgnet"): workdir})
     assert row["test_subset_accuracy"] == pytest.approx(test["subset_accuracy"])
     assert row["test_subset_accuracy_ci_low"] <= row["test_subset_accuracy"] <= row["test_subset_accuracy_ci_high"]
     assert row["test_f1"] == pytest.approx(test["f1"])
+    assert row["training_ended"] == "cap of 2 epochs (best 2)"
+    (workdir / "metrics.json").write_text(json.dumps(
+        {"test": test, "best_val_macro_auroc": 0.7, "best_epoch": 1, "epochs_run": 6, "stopped_early": True}))
+    assert classification_rows({("cpsc2018", "xecgnet"): workdir})[0]["training_ended"] == "patience, epoch 6 (best 2)"
     rows = per_class_rows({("cpsc2018", "xecgnet"): workdir})
     assert [r["class"] for r in rows] == ["AF", "PAC", "STE"]
     assert [r["threshold"] for r in rows] == pytest.approx(thresholds.tolist())

@@ -9,8 +9,8 @@ inserted or deleted), metrics that are the same on every ECG because the output 
 respond to perturbation, and the random control's by-construction values.
 
 * :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 and (for a
-  multi-label task) subset accuracy with 95% bootstrap CIs, validation AUROC, test records and
-  positives, the evaluation protocol, and calibration (ECE with equal-mass bins and Brier
+  multi-label task) subset accuracy with 95% bootstrap CIs, validation AUROC, how training
+  ended (early stopping or the epoch cap), test records and positives, the evaluation protocol, and calibration (ECE with equal-mass bins and Brier
   score, raw and after temperature scaling fitted on validation; the scaled model's AUROC,
   which equals the logits'). F1 and subset accuracy use per-class thresholds chosen on the
   validation split.
@@ -87,12 +87,24 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
         row["val_macro_auroc"] = float(metrics["best_val_macro_auroc"])
         row["best_epoch"] = metrics["best_epoch"]
         row["epochs_run"] = metrics["epochs_run"]
+        row["training_ended"] = training_ended(metrics)
         row["test_records"] = test["n_records"]
         row["test_positives"] = _positives(test)
         row["protocol"] = protocol_label(metrics.get("protocol", "separate"))
         row.update(_calibration_columns(metrics))
         rows.append(row)
     return rows
+
+
+def training_ended(metrics: dict[str, Any]) -> str:
+    """How a run's training ended, for the table: by patience (converged on validation) or by
+    the epoch cap (it might have gone on improving), with the selected epoch (1-based)."""
+    if "stopped_early" not in metrics:
+        return "one fit (no epochs)"  # the feature route's trees and logistic regression
+    best = int(metrics["best_epoch"]) + 1
+    if metrics["stopped_early"]:
+        return f"patience, epoch {metrics['epochs_run']} (best {best})"
+    return f"cap of {metrics['epochs_run']} epochs (best {best})"
 
 
 def protocol_label(protocol: str) -> str:
@@ -129,6 +141,7 @@ CLASSIFICATION_COLUMNS = [
     ("test_f1", "test macro F1 [95% CI]"),
     ("test_subset_accuracy", "test subset accuracy [95% CI]"),
     ("val_macro_auroc", "val macro AUROC"),
+    ("training_ended", "training ended by"),
     ("test_ece", "test ECE"), ("test_ece_scaled", "test ECE, T-scaled"),
     ("test_brier", "test Brier"), ("test_brier_scaled", "test Brier, T-scaled"),
     ("temperature", "T (fit on val)"),
