@@ -255,20 +255,55 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     # and explains them again.
     plan = make_plan("tiny", synthetic=True, models=("imn", "resnet1d_wang"), methods=("imn", "random"))
     raised = dataclasses.replace(plan, train_overrides=(*plan.train_overrides, "epochs=3"))
+    explained = {model: os.stat(out / "runs/synthetic" / model / "faithfulness_test.json").st_mtime_ns
+                 for model in ("imn", "resnet1d_wang")}
     reproduce(raised, out, figures=False)
     for model in ("imn", "resnet1d_wang"):
         run = out / "runs/synthetic" / model
         assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
         assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 3
         assert json.loads((run / "provenance.json").read_text())["continued"][0]["from_epochs"] == 2
-        assert (run / "faithfulness_test.json").stat().st_mtime_ns > stamp
+        assert (run / "faithfulness_test.json").stat().st_mtime_ns > explained[model]
     ledger = json.loads((out / "reproduce.json").read_text())
     assert ledger["training_plans_replaced"] and len(ledger["explanation_plans_replaced"]) == 1
 
-    # Any other change to a trained run is refused, naming the run, rather than mixed in.
-    changed = dataclasses.replace(raised, train_overrides=(*raised.train_overrides, "optim.learning_rate=0.5"))
+    # Any other change to a trained run is refused, naming the run, before any run or the
+    # ledger changes: the previous command still resumes the folder as it was.
+    before = {path: path.read_bytes() for path in out.rglob("*.json")}
+    changed = dataclasses.replace(raised, train_overrides=(*raised.train_overrides, "epochs=4",
+                                                           "optim.learning_rate=0.5"))
     with pytest.raises(ConfigError, match=r"runs/synthetic/imn was trained with another config \(optim.learning_rate"):
         reproduce(changed, out, figures=False)
+    assert {path: path.read_bytes() for path in out.rglob("*.json")} == before
+
+
+def test_a_continued_stage_one_run_retrains_its_fine_tuned_run_even_after_a_kill(tmp_path, monkeypatch):
+    """xecgnet_ft starts from xecgnet's best checkpoint: when a raised cap continues xecgnet,
+    the fine-tuned run is deleted before xecgnet trains on, so a kill cannot leave one
+    fine-tuned from the old model behind, and it is trained again from the new one."""
+    import imn.train.trainer as trainer
+    from imn.reproduce.runner import train_stage
+
+    out = tmp_path / "repro"
+    plan = make_plan("tiny", synthetic=True, models=("xecgnet", "xecgnet_ft"))
+    train_stage(plan, out)
+    raised = dataclasses.replace(plan, train_overrides=(*plan.train_overrides, "epochs=3"))
+
+    def killed(config, workdir, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_and_evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(raised, out)
+    assert not (out / "runs/synthetic/xecgnet_ft").exists()
+    monkeypatch.undo()
+
+    train_stage(raised, out)  # resumed: xecgnet now reads as unchanged, xecgnet_ft is new
+    stage_one = json.loads((out / "runs/synthetic/xecgnet/provenance.json").read_text())
+    assert stage_one["continued"][0]["finished_before"]
+    fine_tuned = out / "runs/synthetic/xecgnet_ft"
+    assert "continued" not in json.loads((fine_tuned / "provenance.json").read_text())
+    assert len((fine_tuned / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 def _faithfulness_run(folder, rows, curves, skip=()):

@@ -79,6 +79,9 @@ class Ledger:
             self.data.setdefault("explanation_plans_replaced", []).append(
                 {key: stored.get(key) for key in _EXPLANATION_FIELDS})
         self.data["plan"] = plan.to_dict()
+        # Set again when this invocation finishes; until then the outputs are not the plan's.
+        self.data.pop("finished", None)
+        self.data.pop("outputs", None)
         self.data.setdefault("stage_seconds", {})
         self.data["command"] = " ".join(["imn", *sys.argv[1:]]) if sys.argv else "imn reproduce"
 
@@ -96,31 +99,65 @@ class Ledger:
         atomic.write_json(self.path, self.data, default=str)
 
 
-def train_stage(plan: Plan, out: Path, allow_data_move: bool = False) -> None:
+def check_runs(plan: Plan, out: Path, allow_data_move: bool = False) -> dict[tuple[str, str], Any]:
+    """Check every trained run in ``out`` against its config in ``plan`` before anything is
+    changed (imn.train.continuation.check_change): a refusal leaves the folder as it was.
+    Returns ``{(task, model): CapChange}``; no entry for a fine-tuned run whose stage-1 run
+    continues (it is trained again)."""
+    from baselines.tabular import is_tabular
+    from imn.train.continuation import check_change
+    from imn.train.run_folder import check_recorded_source
+
+    changes: dict[tuple[str, str], Any] = {}
+    for task in plan.tasks:
+        for model in plan.models:
+            stage_one = FINETUNED.get(model)
+            if stage_one and getattr(changes.get((task, stage_one)), "action", None) == "continues":
+                continue
+            workdir = run_dir(out, task, model)
+            config = plan.config(model, task, str(run_dir(out, task, stage_one)) if stage_one else None)
+            if (workdir / "config.json").exists():
+                # A trained run on other data must not enter the tables as if it were this plan's.
+                check_recorded_source(workdir, config, allow_data_move=allow_data_move)
+            changes[(task, model)] = check_change(workdir, config, epoch_free=is_tabular(model))
+    return changes
+
+
+def _drop_fine_tuned_runs(out: Path, task: str, stage_one: str) -> None:
+    """Delete the runs fine-tuned from ``stage_one``'s run, before that run continues: they
+    started from its old best checkpoint (a fresh reproduction fine-tunes the continued run's),
+    and deleting them first means no later kill can leave one behind."""
+    for fine_tuned, source in FINETUNED.items():
+        folder = run_dir(out, task, fine_tuned)
+        if source == stage_one and folder.exists():
+            logger.info("%s on %s: fine-tuned from %s, which continues; it will be trained again",
+                        fine_tuned, task, stage_one)
+            shutil.rmtree(folder)
+
+
+def train_stage(plan: Plan, out: Path, allow_data_move: bool = False,
+                changes: dict[tuple[str, str], Any] | None = None) -> None:
+    """Train every run of ``plan`` not finished in ``out``, after applying ``changes``
+    (:func:`check_runs`; checked here when not given)."""
     from baselines.tabular import is_tabular
     from baselines.tabular import train_and_evaluate as train_tabular
-    from imn.train.continuation import follow_config
-    from imn.train.run_folder import check_recorded_source
+    from imn.train.continuation import apply_change
     from imn.train.trainer import train_and_evaluate
 
+    if changes is None:
+        changes = check_runs(plan, out, allow_data_move)
     pairs = [(task, model) for task in plan.tasks for model in plan.models]
-    continued: set[tuple[str, str]] = set()
     for index, (task, model) in enumerate(pairs, 1):
         workdir = run_dir(out, task, model)
         stage_one = FINETUNED.get(model)
         stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
         config = plan.config(model, task, stage_one_dir)
-        if (task, stage_one) in continued and workdir.exists():
-            # It started from the stage-1 run's old best checkpoint; a fresh reproduction
-            # would fine-tune the continued run's, so it is trained again.
-            logger.info("[%d/%d] %s on %s: its stage-1 run %s continued; trained again",
-                        index, len(pairs), model, task, stage_one)
-            shutil.rmtree(workdir)
-        elif follow_config(workdir, config, epoch_free=is_tabular(model)) == "continues":
-            continued.add((task, model))
+        change = changes.get((task, model))
+        if change is not None:
+            if change.action == "continues":
+                _drop_fine_tuned_runs(out, task, model)
+            apply_change(change)
         if (workdir / "metrics.json").exists():
-            # A finished run on other data must not enter the tables as if it were this plan's.
-            check_recorded_source(workdir, config, allow_data_move=allow_data_move)
             logger.info("[%d/%d] %s on %s: done, skipped", index, len(pairs), model, task)
             continue
         logger.info("[%d/%d] training %s on %s -> %s", index, len(pairs), model, task, workdir)
@@ -228,6 +265,8 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True, allow_data_m
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # Every trained run is checked before the ledger takes the new plan or any run changes.
+    changes = check_runs(plan, out, allow_data_move)
     ledger = Ledger(out, plan)
     record = provenance.collect()
     ledger.data["provenance"] = record
@@ -235,7 +274,7 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True, allow_data_m
     ledger.save()
     start = time.perf_counter()
     with ledger.stage("train"):
-        train_stage(plan, out, allow_data_move)
+        train_stage(plan, out, allow_data_move, changes)
     with ledger.stage("explain"):
         explain_stage(plan, out, allow_data_move)
     with ledger.stage("tables"):

@@ -4,23 +4,28 @@ A run trained with ``epochs=12`` that is wanted with ``epochs=40`` does not need
 epochs again when nothing it did depended on the cap. That holds for the ``step`` and
 ``constant`` learning-rate schedules (the learning rate at a step does not depend on the number
 of epochs; cosine and one-cycle do), because each epoch's batch order depends on the seed and
-the epoch only (``BatchLoader.epoch``) and the last checkpoint holds the optimiser state,
-the random state and the early-stopping counters. Continuing from the last checkpoint is then
-the very computation a fresh run with the higher cap would have done, and a test checks that
-it is (``tests/train/test_continuation.py``).
+the epoch only (``BatchLoader.epoch``), dropout on the seed and the step, and the last
+checkpoint holds the optimiser state and the early-stopping counters. Continuing from the last
+checkpoint is then the very computation a fresh run with the higher cap would have done, and a
+test checks that it is (``tests/train/test_continuation.py``).
 
-* A run that early stopping ended before the old cap ends the same way under the new one: only
-  its ``config.json`` changes.
-* A run that the old cap ended continues: its evaluation (``metrics.json``, predictions) and
-  everything computed from the old model (explanations, attributions) are removed, so that
-  nothing of the old model is reported as the new one's; training resumes from
-  ``checkpoints/last``. ``provenance.json`` lists each continuation under ``continued``.
+* A run that early stopping ended ends the same way under a higher cap, and a model that does
+  not train in epochs (``epoch_free``) does not care: only their ``config.json`` changes
+  (``"relabelled"``).
+* A run that the old cap ended, or an unfinished one, continues (``"continues"``): everything
+  computed from the old model (evaluation, predictions, explanations, attributions) is removed,
+  so that nothing of the old model is reported as the new one's, and training resumes from
+  ``checkpoints/last``.
 
-Anything else that differs from the run's recorded config is refused with the differences named.
+Each is listed in the run's ``provenance.json``, under ``continued`` or ``relabelled``. Anything else that
+differs from the run's recorded config is refused with the differences named. The check
+(:func:`check_change`) reads only, so a caller can check many runs before changing any
+(:func:`apply_change`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -36,11 +41,23 @@ logger = logging.getLogger("imn")
 # Schedules whose learning rate at a given step does not depend on ``epochs``.
 CAP_FREE_SCHEDULES = ("step", "constant")
 
-# Files computed from a run's trained model; a continued run's model changes, so they go.
-_DERIVED_FILES = ("metrics.json", "predictions_validation.npz", "predictions_test.npz",
-                  "faithfulness_settings.json", "faithfulness_test.json", "faithfulness_test.csv",
-                  "faithfulness_test.md", "faithfulness_curves_test.npz", "localisation_test.csv",
-                  "localisation_test.md", "attributions_test.npz")
+# Files computed from a run's trained model (by training's evaluation, ``imn evaluate``,
+# ``imn explain`` and ``imn reproduce``); a continued run's model changes, so they go.
+# ``metrics.jsonl`` (the history the run resumes from) does not match ``metrics*.json``.
+_DERIVED_PATTERNS = ("metrics.json", "metrics_*.json", "predictions_*.npz", "attributions_*.npz",
+                     "faithfulness_*", "localisation_*")
+
+
+@dataclasses.dataclass(frozen=True)
+class CapChange:
+    """What following a new config means for one run folder (see the module docstring)."""
+
+    workdir: Path
+    config: TrainConfig
+    action: str  # "same" | "relabelled" | "continues"
+    from_epochs: int | None = None
+    finished: bool = False  # whether the run had been evaluated (metrics.json) before
+    reason: str = ""
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -53,31 +70,23 @@ def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, A
     return {} if old == new else {prefix.rstrip("."): (old, new)}
 
 
-def _ended_early(workdir: Path) -> bool:
-    """Whether early stopping ended the finished run in ``workdir`` (before its cap)."""
-    return bool(json.loads((workdir / "metrics.json").read_text()).get("stopped_early"))
+def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool = False) -> CapChange:
+    """How the run in ``workdir`` can follow ``config``; reads only.
 
-
-def follow_config(workdir: str | Path, config: TrainConfig, *, epoch_free: bool = False) -> str:
-    """Make the run in ``workdir`` follow ``config`` if it differs from the recorded config by
-    a higher epoch cap only, under a cap-free schedule. Returns what happened: ``"same"``
-    (nothing differs or no run yet), ``"relabelled"`` (the run ended early, or its model does
-    not train in epochs: ``epoch_free``, the feature route's trees and logistic regression;
-    only the cap in ``config.json`` changed) or ``"continues"`` (an unfinished run, or one the
-    old cap ended: derived files removed; train it to resume).
-
-    Raises :class:`ConfigError` naming the differences when continuing would not be exact.
+    Raises :class:`ConfigError` naming the run and the differences when following it would
+    not give what a fresh run with ``config`` gives.
     """
     workdir = Path(workdir)
     if not (workdir / "config.json").exists():
-        return "same"
+        return CapChange(workdir, config, "same")
     recorded = run_folder.read_run_config(workdir)
-    old, new = json.loads(recorded.to_json()), json.loads(config.to_json())
     # The data's folder may move (--allow-data-move); its identity is checked elsewhere
     # (imn.train.run_folder), so only what the training did is compared here.
-    differences = {key: pair for key, pair in _differences(old, new).items() if key != "data.root"}
+    differences = {key: pair for key, pair in
+                   _differences(json.loads(recorded.to_json()), json.loads(config.to_json())).items()
+                   if key != "data.root"}
     if not differences:
-        return "same"
+        return CapChange(workdir, config, "same")
     reasons = []
     other = {key: pair for key, pair in differences.items() if key != "epochs"}
     if other:
@@ -89,26 +98,46 @@ def follow_config(workdir: str | Path, config: TrainConfig, *, epoch_free: bool 
     if reasons:
         raise ConfigError(f"run {workdir} was trained with another config ({'; '.join(reasons)}); "
                           "retrain it in a new folder (or delete this one)")
-    finished = (workdir / "metrics.json").exists()
-    if epoch_free or (finished and _ended_early(workdir)):
-        atomic.write_text(workdir / "config.json", config.to_json())
-        logger.info("%s: %s; only the cap changes (%d -> %d epochs)", workdir,
-                    "trains in no epochs" if epoch_free else "early stopping ended it before the old cap",
-                    recorded.epochs, config.epochs)
-        return "relabelled"
+    summary = workdir / "metrics.json"
+    finished = summary.exists()
+    if epoch_free:
+        return CapChange(workdir, config, "relabelled", recorded.epochs, finished, "it trains in no epochs")
+    if finished and json.loads(summary.read_text()).get("stopped_early"):
+        return CapChange(workdir, config, "relabelled", recorded.epochs, finished, "early stopping ended it")
     if finished and not (workdir / "checkpoints" / "last").is_dir():
         raise ConfigError(f"run {workdir} hit its cap of {recorded.epochs} epochs and has no "
                           "checkpoints/last to continue from; retrain it in a new folder")
-    for name in _DERIVED_FILES:
-        (workdir / name).unlink(missing_ok=True)
-    record = run_folder.read_provenance(workdir) or {}
-    now = provenance.collect()
-    record.setdefault("continued", []).append({
-        "from_epochs": recorded.epochs, "to_epochs": config.epochs, "finished_before": finished,
-        "created": now.get("created"), "git": now.get("git"),
-    })
-    atomic.write_json(workdir / "provenance.json", record)
-    atomic.write_text(workdir / "config.json", config.to_json())
-    logger.info("%s: hit its cap of %d epochs; continues from its last checkpoint to at most %d",
-                workdir, recorded.epochs, config.epochs)
-    return "continues"
+    return CapChange(workdir, config, "continues", recorded.epochs, finished,
+                     f"the cap of {recorded.epochs} epochs ended it" if finished else "it is unfinished")
+
+
+def apply_change(change: CapChange) -> None:
+    """Make the run folder follow ``change.config`` as :func:`check_change` decided."""
+    if change.action == "same":
+        return
+    workdir = change.workdir
+    if change.action == "continues":
+        for pattern in _DERIVED_PATTERNS:
+            for path in workdir.glob(pattern):
+                path.unlink()
+    record = run_folder.read_provenance(workdir)
+    if record is not None:  # an unfinished run without one gets it when training starts
+        now = provenance.collect()
+        key = "continued" if change.action == "continues" else "relabelled"
+        record.setdefault(key, []).append({
+            "from_epochs": change.from_epochs, "to_epochs": change.config.epochs,
+            "finished_before": change.finished, "reason": change.reason,
+            "created": now["created"], "git": now["git"],
+        })
+        atomic.write_json(workdir / "provenance.json", record)
+    atomic.write_text(workdir / "config.json", change.config.to_json())
+    logger.info("%s: %s; %s (cap %d -> %d epochs)", workdir, change.reason,
+                "it continues from its last checkpoint" if change.action == "continues"
+                else "only the cap changes", change.from_epochs, change.config.epochs)
+
+
+def follow_config(workdir: str | Path, config: TrainConfig, *, epoch_free: bool = False) -> str:
+    """:func:`check_change` then :func:`apply_change`; returns the action taken."""
+    change = check_change(workdir, config, epoch_free=epoch_free)
+    apply_change(change)
+    return change.action

@@ -387,8 +387,16 @@ def _epochs(run: Run, state: TrainState, meta: dict, history: list[dict], histor
 
 
 def _stopped_early(history_path: Path, config: TrainConfig) -> bool:
-    """Whether patience ended the run (fewer epochs logged than the cap)."""
-    return len(_read_history(history_path, config.epochs)) < config.epochs
+    """Whether patience ended the run: fewer epochs logged than the cap, or the last
+    ``patience`` epochs without a new best (patience can run out on the cap's own epoch)."""
+    history = _read_history(history_path, config.epochs)
+    if len(history) < config.epochs:
+        return True
+    if not config.patience or not history:
+        return False
+    best = [line["best_val_macro_auroc"] for line in history]
+    since_best = next((i for i in range(len(best) - 1, 0, -1) if best[i] > best[i - 1]), 0)
+    return len(history) - 1 - since_best >= config.patience
 
 
 def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -> dict:

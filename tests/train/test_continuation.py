@@ -40,11 +40,15 @@ def test_a_raised_cap_continues_as_a_fresh_run_would(two_epoch_run, tmp_path):
     train_and_evaluate(tiny("epochs=3"), fresh)
     continued = tmp_path / "continued"
     shutil.copytree(two_epoch_run, continued)
-    (continued / "faithfulness_settings.json").write_text("{}")  # an explanation of the old model
+    # What evaluation and explanation of the old model leave behind (imn evaluate, imn explain).
+    for name in ("faithfulness_settings.json", "metrics_test.json", "attributions_saliency_test.npz"):
+        (continued / name).write_text("{}")
 
     assert follow_config(continued, tiny("epochs=3")) == "continues"
     assert not (continued / "metrics.json").exists()
-    assert not (continued / "faithfulness_settings.json").exists()
+    assert (continued / "metrics.jsonl").exists(), "the history it resumes from stays"
+    for name in ("faithfulness_settings.json", "metrics_test.json", "attributions_saliency_test.npz"):
+        assert not (continued / name).exists(), name
     train_and_evaluate(tiny("epochs=3"), continued)
 
     assert len(_losses(continued)) == 3
@@ -54,7 +58,7 @@ def test_a_raised_cap_continues_as_a_fresh_run_would(two_epoch_run, tmp_path):
         theirs = np.load(fresh / f"predictions_{split}.npz")
         np.testing.assert_allclose(ours["scores"], theirs["scores"], rtol=1e-5, atol=1e-6)
     record = json.loads((continued / "provenance.json").read_text())
-    assert [(c["from_epochs"], c["to_epochs"]) for c in record["continued"]] == [(2, 3)]
+    assert [(c["from_epochs"], c["to_epochs"], c["finished_before"]) for c in record["continued"]] == [(2, 3, True)]
     assert json.loads((continued / "config.json").read_text())["epochs"] == 3
 
 
@@ -72,7 +76,42 @@ def test_a_run_stopped_early_is_relabelled_only(two_epoch_run, tmp_path):
     assert follow_config(run, tiny("epochs=5")) == "relabelled"
     assert (run / "metrics.json").exists() and (run / "predictions_test.npz").exists()
     assert json.loads((run / "config.json").read_text())["epochs"] == 5
-    assert "continued" not in json.loads((run / "provenance.json").read_text())
+    record = json.loads((run / "provenance.json").read_text())
+    assert "continued" not in record and record["relabelled"][0]["reason"] == "early stopping ended it"
+
+
+def test_a_model_without_epochs_is_relabelled_whatever_its_schedule(two_epoch_run, tmp_path):
+    run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    config = apply_overrides(tiny("epochs=9"), ["optim.schedule=cosine"])
+    (run / "config.json").write_text(apply_overrides(tiny("epochs=2"), ["optim.schedule=cosine"]).to_json())
+    assert follow_config(run, config, epoch_free=True) == "relabelled"
+    assert (run / "metrics.json").exists()
+
+
+def test_patience_carries_over_a_continuation(tmp_path):
+    """Early stopping's counters are in the checkpoint: a continued run stops where a fresh
+    one with the higher cap stops, and says why the same way. (On the tiny run the best
+    validation AUROC is epoch 1's, so patience 2 stops the fresh run after epoch 3, and the
+    run capped at 2 epochs continues with one bad epoch already counted.)"""
+    fresh, continued = tmp_path / "fresh", tmp_path / "continued"
+    train_and_evaluate(tiny("epochs=5", "patience=2"), fresh)
+    train_and_evaluate(tiny("epochs=2", "patience=2"), continued)
+    assert follow_config(continued, tiny("epochs=5", "patience=2")) == "continues"
+    train_and_evaluate(tiny("epochs=5", "patience=2"), continued)
+    np.testing.assert_allclose(_losses(continued), _losses(fresh), rtol=1e-6)
+    ours = json.loads((continued / "metrics.json").read_text())
+    theirs = json.loads((fresh / "metrics.json").read_text())
+    assert theirs["stopped_early"] and theirs["epochs_run"] < 5, "the case this test is about"
+    for key in ("best_epoch", "epochs_run", "stopped_early"):
+        assert ours[key] == theirs[key], key
+
+
+def test_patience_running_out_on_the_caps_own_epoch_counts_as_early_stopping(tmp_path):
+    # patience 1 on the tiny run: no new best at epoch 2, so it stops there, which is also the cap.
+    run = tmp_path / "run"
+    summary = train_and_evaluate(tiny("epochs=2", "patience=1"), run)
+    assert summary["stopped_early"] and summary["epochs_run"] == 2
+    assert follow_config(run, tiny("epochs=5", "patience=1")) == "relabelled"
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -82,9 +121,11 @@ def test_a_run_stopped_early_is_relabelled_only(two_epoch_run, tmp_path):
 ])
 def test_other_changes_are_refused_with_the_difference_named(two_epoch_run, tmp_path, overrides, message):
     run = shutil.copytree(two_epoch_run, tmp_path / "run")
+    before = (run / "config.json").read_text()
     with pytest.raises(ConfigError, match=message):
         follow_config(run, tiny(*overrides))
     assert (run / "metrics.json").exists(), "a refused change leaves the run as it was"
+    assert (run / "config.json").read_text() == before
 
 
 def test_a_schedule_that_depends_on_the_cap_is_not_continued(two_epoch_run, tmp_path):
