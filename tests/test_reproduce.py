@@ -119,7 +119,7 @@ def test_cpu_preset_trains_until_early_stopping_on_each_source(tmp_path):
     ptbxl = make_plan("cpu", root=str(tmp_path)).config("imn", "norm_vs_mi")
     synthetic = make_plan("cpu", synthetic=True).config("imn", "synthetic")
     assert (ptbxl.epochs, ptbxl.patience, ptbxl.batch_size) == (25, 5, 32)
-    assert (synthetic.epochs, synthetic.patience, synthetic.batch_size) == (40, 4, 32)
+    assert (synthetic.epochs, synthetic.patience, synthetic.batch_size) == (30, 4, 32)
     assert ptbxl.patience < ptbxl.epochs // 2 and synthetic.patience < synthetic.epochs // 2
 
 

@@ -1,7 +1,8 @@
 """Raising the epoch cap of a run that was trained under a lower one, without retraining it.
 
 A run trained with ``epochs=12`` that is wanted with ``epochs=40`` does not need its first 12
-epochs again when nothing it did depended on the cap. That holds for the ``step`` and
+epochs again when nothing it did depended on the cap. (A lower cap is followed the same way
+while the run has not yet run more epochs than it allows.) That holds for the ``step`` and
 ``constant`` learning-rate schedules (the learning rate at a step does not depend on the number
 of epochs; cosine and one-cycle do), because each epoch's batch order depends on the seed and
 the epoch only (``BatchLoader.epoch``), dropout on the seed and the step, and the last
@@ -70,6 +71,11 @@ def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, A
     return {} if old == new else {prefix.rstrip("."): (old, new)}
 
 
+def _epochs_logged(workdir: Path) -> int:
+    path = workdir / "metrics.jsonl"
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
+
 def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool = False) -> CapChange:
     """How the run in ``workdir`` can follow ``config``; reads only.
 
@@ -91,8 +97,9 @@ def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool =
     other = {key: pair for key, pair in differences.items() if key != "epochs"}
     if other:
         reasons.append("; ".join(f"{key} {a!r} then, {b!r} now" for key, (a, b) in other.items()))
-    if "epochs" in differences and config.epochs < recorded.epochs:
-        reasons.append(f"the epoch cap went down ({recorded.epochs} -> {config.epochs})")
+    epochs_run = _epochs_logged(workdir)
+    if "epochs" in differences and config.epochs < epochs_run:
+        reasons.append(f"it already ran {epochs_run} epochs, more than the new cap of {config.epochs}")
     if recorded.optim.schedule not in CAP_FREE_SCHEDULES and not epoch_free:
         reasons.append(f"its {recorded.optim.schedule!r} schedule depends on the epoch cap")
     if reasons:

@@ -80,6 +80,13 @@ def test_a_run_stopped_early_is_relabelled_only(two_epoch_run, tmp_path):
     assert "continued" not in record and record["relabelled"][0]["reason"] == "early stopping ended it"
 
 
+def test_a_lower_cap_is_followed_while_the_run_has_not_passed_it(tmp_path):
+    run = tmp_path / "run"
+    train_and_evaluate(tiny("epochs=3", "patience=1"), run)  # patience ends it after 2 epochs
+    assert follow_config(run, tiny("epochs=2", "patience=1")) == "relabelled"
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+
 def test_a_model_without_epochs_is_relabelled_whatever_its_schedule(two_epoch_run, tmp_path):
     run = shutil.copytree(two_epoch_run, tmp_path / "run")
     config = apply_overrides(tiny("epochs=9"), ["optim.schedule=cosine"])
@@ -116,7 +123,7 @@ def test_patience_running_out_on_the_caps_own_epoch_counts_as_early_stopping(tmp
 
 @pytest.mark.parametrize("overrides, message", [
     (("epochs=3", "optim.learning_rate=0.01"), "optim.learning_rate 0.001 then, 0.01 now"),
-    (("epochs=1",), "epoch cap went down"),
+    (("epochs=1",), "already ran 2 epochs, more than the new cap of 1"),
     (("epochs=2", "data.synthetic_n=200"), "data.synthetic_n"),
 ])
 def test_other_changes_are_refused_with_the_difference_named(two_epoch_run, tmp_path, overrides, message):
