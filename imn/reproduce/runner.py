@@ -67,9 +67,9 @@ class Ledger:
         stored = self.data.get("plan")
         current = json.loads(json.dumps(plan.to_dict()))
         if stored is not None and _training_part(stored) != _training_part(current):
-            # Each trained run is checked against its new config by the training stage: a
-            # raised epoch cap continues the runs it can continue exactly, anything else that
-            # changes a trained run is refused there, naming the run.
+            # Each trained run was checked against its new config (check_runs, before this):
+            # a raised epoch cap continues the runs it can continue exactly; anything else that
+            # changes a trained run was refused there, naming the run.
             logger.info("%s: the training plan changed; every trained run is checked against "
                         "its new config", out)
             self.data.setdefault("training_plans_replaced", []).append(_training_part(stored))
