@@ -264,6 +264,28 @@ def test_training_curves_mark_the_best_validation_epoch(tmp_path):
     pa.save_figure(fig, tmp_path / "training")
 
 
+def test_training_curves_show_one_fit_models_as_a_level_and_every_model_in_the_legend(tmp_path):
+    from imn.plots.summary import plot_training_curves
+
+    history = [{"epoch": e, "train_loss": 40.0 / (e + 1) ** 3, "val_macro_auroc": 0.6 + 0.05 * e}
+               for e in range(4)]
+    one_fit = [{"epoch": 0, "val_macro_auroc": 0.83, "fit_seconds": 3.0}]  # baselines.tabular
+    models = ["imn", "imn_stable", "cnn2d", "inception1d", "resnet1d_wang", "xecgnet"]
+    fig = plot_training_curves({**{m: history for m in models}, "xgboost": one_fit})
+    loss_ax, auc_ax = fig.axes
+    assert loss_ax.get_yscale() == "log"  # a loss falling from 40 stays readable
+    assert len(loss_ax.lines) == len(models), "a model fitted once has no loss curve"
+    level = [line for line in auc_ax.lines if list(line.get_ydata()) == [0.83, 0.83]]
+    assert len(level) == 1
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert len(labels) == len(models) + 1 and labels[-1] == "XGBoost (features, one fit)"
+    pa.save_figure(fig, tmp_path / "training")
+    # The legend's rows fit inside the figure (they were cut off below it).
+    fig.canvas.draw()
+    box = fig.legends[0].get_window_extent()
+    assert box.y0 >= 0 and box.y1 <= fig.bbox.height
+
+
 def test_sanity_cascade_keeps_the_trained_and_fully_random_columns(planted, tmp_path):
     from imn.plots.internals import cascade_columns, plot_sanity_cascade
 

@@ -81,7 +81,13 @@ _MODELS: dict[str, tuple[str, str, Any]] = {
     "xecgnet": ("xECGNet", "#F0E442", "-"),
     "xecgnet_ft": ("xECGNet, fine-tuned", "#F0E442", "--"),
     "imn_stable": ("ECG-IMN, stabilised", "#D55E00", "--"),
+    # The clinical-feature route (baselines.tabular): black and grey, apart from the networks.
     "xgboost": ("XGBoost (features)", "#000000", "-"),
+    "hist_gbm": ("Gradient boosting (features)", "#000000", "--"),
+    "random_forest": ("Random forest (features)", "#000000", "-."),
+    "logistic_l2": ("Logistic regression (features)", "#7F7F7F", "-"),
+    "linear_svm": ("Linear SVM (features)", "#7F7F7F", "--"),
+    "decision_tree": ("Decision tree (features)", "#7F7F7F", "-."),
 }
 
 

@@ -171,36 +171,52 @@ def plot_training_curves(
     width_mm: float = DOUBLE_COLUMN_MM,
     out: str | Path | None = None,
 ) -> plt.Figure:
-    """Training loss (log scale) and validation macro AUROC per epoch, one line per model in
-    its fixed style; the epoch of the best validation AUROC (the kept checkpoint) is marked.
+    """Training loss (log scale when every loss is positive) and validation macro AUROC per
+    epoch, one line per model in its fixed style; the epoch of the best validation AUROC (the
+    kept checkpoint) is marked. A model fitted once, without epochs (the feature route: its
+    history has no ``train_loss``), is a horizontal line at its validation AUROC. The legend
+    below the panels gets as many rows as the models need.
 
     Args:
       histories: model -> the rows of its ``metrics.jsonl`` ('epoch', 'train_loss',
         'val_macro_auroc').
     """
+    histories = {model: [r for r in rows if "epoch" in r] for model, rows in histories.items()}
+    histories = {model: rows for model, rows in histories.items() if rows}
     if not histories:
-        raise ValueError("histories must hold at least one model")
-    left, gap, right, plot_h, bottom = 12.0, 14.0, 3.0, 45.0, 17.0
+        raise ValueError("histories must hold at least one model with an epoch")
+    columns = min(4, len(histories))
+    legend_rows = -(-len(histories) // columns)
+    left, gap, right, plot_h = 12.0, 14.0, 3.0, 45.0
+    bottom = 13.0 + 3.2 * legend_rows
     top = title_mm(title) + 4.0
     panel_w = (width_mm - left - right - gap) / 2
     fig = plt.figure(figsize=(width_mm / MM_PER_INCH, (top + plot_h + bottom) / MM_PER_INCH))
     loss_ax = axes_mm(fig, left, bottom, panel_w, plot_h)
     auc_ax = axes_mm(fig, left + panel_w + gap, bottom, panel_w, plot_h)
+    handles = []
+    losses = []
     for model, rows in histories.items():
-        rows = [r for r in rows if "epoch" in r]
-        if not rows:
-            continue
         style = model_style(model)
+        auc = np.array([r.get("val_macro_auroc", np.nan) for r in rows], dtype=float)
+        if not any("train_loss" in r for r in rows):
+            auc_ax.axhline(auc[-1], lw=0.8, **style)
+            label = model_label(model)
+            label = f"{label[:-1]}, one fit)" if label.endswith(")") else f"{label} (one fit)"
+            handles.append(Line2D([], [], lw=0.8, **style, label=label))
+            continue
         epochs = np.array([r["epoch"] + 1 for r in rows])
         loss = np.array([r.get("train_loss", np.nan) for r in rows], dtype=float)
-        auc = np.array([r.get("val_macro_auroc", np.nan) for r in rows], dtype=float)
-        loss_ax.plot(epochs, loss, lw=1.0, **style, label=model_label(model))
-        auc_ax.plot(epochs, auc, lw=1.0, **style, label=model_label(model))
+        losses.append(loss[np.isfinite(loss)])
+        loss_ax.plot(epochs, loss, lw=1.0, **style)
+        (line,) = auc_ax.plot(epochs, auc, lw=1.0, **style, label=model_label(model))
+        handles.append(line)
         if np.isfinite(auc).any():
             best = int(np.nanargmax(auc))
             auc_ax.plot(epochs[best], auc[best], marker="*", ms=6, color=style["color"],
                         ls="none")
-    if all(np.all(np.asarray(l.get_ydata()) > 0) for l in loss_ax.lines if len(l.get_ydata())):
+    finite_losses = np.concatenate(losses) if losses else np.array([])
+    if finite_losses.size and np.all(finite_losses > 0):
         loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss" + (" (log scale)" if loss_ax.get_yscale() == "log" else ""),
                        labelpad=1)
@@ -210,9 +226,9 @@ def plot_training_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
         _clean_axes(ax)
     auc_ax.axhline(0.5, color="0.6", lw=0.5, ls=":")
-    loss_ax.legend(loc="upper center", bbox_to_anchor=(1.0 + gap / panel_w / 2, -0.2),
-                   ncol=min(4, len(histories)), frameon=False, fontsize=6, handlelength=2.0,
-                   title="\u2605: best validation epoch (kept checkpoint); dotted: chance",
-                   title_fontsize=6)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=columns,
+               frameon=False, fontsize=6, handlelength=2.5, borderaxespad=0.3,
+               title="\u2605: best validation epoch (kept checkpoint); dotted: chance",
+               title_fontsize=6)
     draw_title(fig, title)
     return finish(fig, out)
