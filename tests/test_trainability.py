@@ -66,6 +66,10 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
         assert float(row["median_abs_logit"]) == pytest.approx(statistics.median(values))
     for stem in ("learning_curves_synthetic", "initial_logits"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").exists()
-    # Repeating the command trains nothing again.
+    # Repeating the command trains nothing again and keeps the first invocation's times.
+    first = json.loads((out / "study.json").read_text())
+    assert len(first["train_seconds"]) == 4
     assert main(command) == 0
-    assert json.loads((out / "study.json").read_text())["train_seconds"] == {}
+    again = json.loads((out / "study.json").read_text())
+    assert again["train_seconds"] == first["train_seconds"]
+    assert again["total_seconds"] > first["total_seconds"]

@@ -81,6 +81,8 @@ _MODELS: dict[str, tuple[str, str, Any]] = {
     "xecgnet": ("xECGNet", "#F0E442", "-"),
     "xecgnet_ft": ("xECGNet, fine-tuned", "#F0E442", "--"),
     "imn_stable": ("ECG-IMN, stabilised", "#D55E00", "--"),
+    # The trainability study's IMN with this codebase's earlier Flax initialisation.
+    "imn_flax_init": ("ECG-IMN, Flax init", "#E69F00", ":"),
     # The clinical-feature route (baselines.tabular): black and grey, apart from the networks.
     "xgboost": ("XGBoost (features)", "#000000", "-"),
     "hist_gbm": ("Gradient boosting (features)", "#000000", "--"),

@@ -4,7 +4,8 @@
   one line per model (mean over seeds) with the min-max range over seeds shaded.
 * :func:`plot_initial_logits`: |initial logit| per model and task (log scale), every seed
   and record as a point, the median marked.
-Double-column width, Okabe-Ito colours, PDF + 300 dpi PNG.
+Double-column width, each model in its fixed colour, line style and name
+(:mod:`imn.plots.style`, as in every other figure), PDF + 300 dpi PNG.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from imn.plots.attribution import DOUBLE_COLUMN_MM, save_figure  # noqa: E402
+from imn.plots.style import model_label, model_style  # noqa: E402
 
-_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 _MM = 1 / 25.4
 
 
@@ -40,19 +41,19 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
                          *, title: str | None = None) -> list[Path]:
     """``histories``: model -> one ``metrics.jsonl`` line list per seed. Returns the paths."""
     fig, (loss_ax, auroc_ax) = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_MM * _MM, 70 * _MM))
-    for i, (name, per_seed) in enumerate(histories.items()):
+    for name, per_seed in histories.items():
         per_seed = [h for h in per_seed if h]
         if not per_seed:
             continue
-        colour = _COLOURS[i % len(_COLOURS)]
+        style = model_style(name)
         for ax, key in ((loss_ax, "train_loss"), (auroc_ax, "val_macro_auroc")):
             epochs, values = _by_epoch(per_seed, key)
             with np.errstate(all="ignore"):
                 mean = np.nanmean(values, axis=0)
-            ax.plot(epochs, mean, color=colour, linewidth=1.2, marker="o", markersize=2.5,
-                    label=f"{name} (n = {len(per_seed)} seeds)")
+            ax.plot(epochs, mean, **style, linewidth=1.2, marker="o", markersize=2.5,
+                    label=f"{model_label(name)} (n = {len(per_seed)} seeds)")
             ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
-                            color=colour, alpha=0.15, linewidth=0)
+                            color=style["color"], alpha=0.15, linewidth=0)
     loss_ax.set(xlabel="epoch", ylabel="train loss (log)", yscale="log")
     auroc_ax.set(xlabel="epoch", ylabel="validation macro AUROC")
     auroc_ax.legend(fontsize=6, frameon=False, loc="lower right")
@@ -85,12 +86,13 @@ def plot_initial_logits(rows: Sequence[dict[str, Any]], out: str | Path) -> list
                 continue
             values = np.maximum(values, 1e-3)  # log axis
             ax.scatter(i + rng.uniform(-0.25, 0.25, values.size), values, s=2, alpha=0.4,
-                       color=_COLOURS[i % len(_COLOURS)], linewidths=0)
+                       color=model_style(variant)["color"], linewidths=0)
             median = float(np.median(values))
             ax.plot([i - 0.35, i + 0.35], [median, median], color="black", linewidth=1.2)
             ax.text(i, median * 1.6, f"{median:.3g}", ha="center", fontsize=6)
         ax.set_yscale("log")
-        ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=6)
+        ax.set_xticks(range(len(variants)), [model_label(v) for v in variants], rotation=30,
+                      ha="right", fontsize=6)
         ax.set_title(task, fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", alpha=0.3, linewidth=0.5)

@@ -252,12 +252,15 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
                          for variant in study.variants}
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
         written += plot_initial_logits(logit_rows, out / "initial_logits")
+    # Wall times add up over invocations: one that only redraws keeps the training times of
+    # the one that trained (a run trained again replaces its own entry).
+    previous = json.loads((out / "study.json").read_text()) if (out / "study.json").exists() else {}
     record = {
         "study": dataclasses.asdict(study),
         "configs": {f"{t}/{v}/seed{s}": study.config(t, v, s).to_dict()
                     for t in study.tasks for v in study.variants for s in study.seeds},
-        "train_seconds": seconds,
-        "total_seconds": time.perf_counter() - started,
+        "train_seconds": {**previous.get("train_seconds", {}), **seconds},
+        "total_seconds": previous.get("total_seconds", 0.0) + time.perf_counter() - started,
     }
     (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
     return {"written": [str(p) for p in written], **record}
