@@ -67,6 +67,20 @@ def test_save_figure_writes_pdf_and_png_at_300_dpi(tmp_path: Path) -> None:
     assert mpimg.imread(paths[1]).shape[:2] == (590, 1039)
 
 
+def test_redrawing_a_figure_gives_the_same_files(tmp_path: Path) -> None:
+    """No creation date or other run-dependent bytes: an unchanged figure redrawn into
+    results/ leaves the committed PDF and PNG as they were."""
+    def draw(stem):
+        fig = plt.figure(figsize=(88 / 25.4, 50 / 25.4))
+        fig.add_subplot().plot([0, 1, 3], [1, 0, 2], label="a line")
+        return pa.save_figure(fig, stem)
+
+    first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
+    assert b"/CreationDate" not in first[0].read_bytes()  # it changes every second otherwise
+    for one, two in zip(first, second):
+        assert one.read_bytes() == two.read_bytes(), one.suffix
+
+
 # ----------------------------------------------------------------------------- ECG views
 
 

@@ -204,7 +204,10 @@ def save_figure(fig: plt.Figure, stem: str | Path, *, dpi: int = DPI) -> list[Pa
     with plt.rc_context(RC):
         for path in paths:
             # No bbox_inches="tight": the saved size must be the designed (printed) size.
-            fig.savefig(path, dpi=dpi)
+            # No creation date in the PDF: redrawing an unchanged figure leaves the committed
+            # file byte-identical instead of touching every PDF in results/.
+            metadata = {"CreationDate": None} if path.suffix == ".pdf" else None
+            fig.savefig(path, dpi=dpi, metadata=metadata)
     plt.close(fig)
     return paths
 
