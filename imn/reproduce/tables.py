@@ -10,9 +10,10 @@ respond to perturbation, and the random control's by-construction values.
 
 * :func:`classification_rows`: per task and model, test macro AUROC / AUPRC / F1 and (for a
   multi-label task) subset accuracy with 95% bootstrap CIs, validation AUROC, how training
-  ended (early stopping or the epoch cap), test records and positives, the evaluation protocol, and calibration (ECE with equal-mass bins and Brier
-  score, raw and after temperature scaling fitted on validation; the scaled model's AUROC,
-  which equals the logits'). F1 and subset accuracy use per-class thresholds chosen on the
+  ended (early stopping or the epoch cap), test records and positives, the evaluation
+  protocol, and calibration (ECE with equal-mass bins and Brier score, raw and after
+  temperature scaling fitted on validation; the scaled model's AUROC, which equals the
+  logits'). F1 and subset accuracy use per-class thresholds chosen on the
   validation split.
 * :func:`per_class_rows`: per task, model and class of a task with more than one class,
   the validation threshold, the test F1, precision and recall at it, and test AUROC and

@@ -18,10 +18,10 @@ test checks that it is (``tests/train/test_continuation.py``).
   so that nothing of the old model is reported as the new one's, and training resumes from
   ``checkpoints/last``.
 
-Each is listed in the run's ``provenance.json``, under ``continued`` or ``relabelled``. Anything else that
-differs from the run's recorded config is refused with the differences named. The check
-(:func:`check_change`) reads only, so a caller can check many runs before changing any
-(:func:`apply_change`).
+Each is listed in the run's ``provenance.json``, under ``continued`` or ``relabelled``.
+Anything else that differs from the run's recorded config is refused with the differences
+named. The check (:func:`check_change`) reads only, so a caller can check many runs before
+changing any (:func:`apply_change`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def _epochs_logged(workdir: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
 
 
-def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool = False) -> CapChange:
+def check_change(workdir: str | Path, config: TrainConfig, *,
+                 epoch_free: bool = False) -> CapChange:
     """How the run in ``workdir`` can follow ``config``; reads only.
 
     Raises :class:`ConfigError` naming the run and the differences when following it would
@@ -88,9 +89,8 @@ def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool =
     recorded = run_folder.read_run_config(workdir)
     # The data's folder may move (--allow-data-move); its identity is checked elsewhere
     # (imn.train.run_folder), so only what the training did is compared here.
-    differences = {key: pair for key, pair in
-                   _differences(json.loads(recorded.to_json()), json.loads(config.to_json())).items()
-                   if key != "data.root"}
+    everything = _differences(json.loads(recorded.to_json()), json.loads(config.to_json()))
+    differences = {key: pair for key, pair in everything.items() if key != "data.root"}
     if not differences:
         return CapChange(workdir, config, "same")
     reasons = []
@@ -99,7 +99,8 @@ def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool =
         reasons.append("; ".join(f"{key} {a!r} then, {b!r} now" for key, (a, b) in other.items()))
     epochs_run = _epochs_logged(workdir)
     if "epochs" in differences and config.epochs < epochs_run:
-        reasons.append(f"it already ran {epochs_run} epochs, more than the new cap of {config.epochs}")
+        reasons.append(f"it already ran {epochs_run} epochs, more than the new cap of "
+                       f"{config.epochs}")
     if recorded.optim.schedule not in CAP_FREE_SCHEDULES and not epoch_free:
         reasons.append(f"its {recorded.optim.schedule!r} schedule depends on the epoch cap")
     if reasons:
@@ -108,14 +109,16 @@ def check_change(workdir: str | Path, config: TrainConfig, *, epoch_free: bool =
     summary = workdir / "metrics.json"
     finished = summary.exists()
     if epoch_free:
-        return CapChange(workdir, config, "relabelled", recorded.epochs, finished, "it trains in no epochs")
+        return CapChange(workdir, config, "relabelled", recorded.epochs, finished,
+                         "it trains in no epochs")
     if finished and json.loads(summary.read_text()).get("stopped_early"):
-        return CapChange(workdir, config, "relabelled", recorded.epochs, finished, "early stopping ended it")
+        return CapChange(workdir, config, "relabelled", recorded.epochs, finished,
+                         "early stopping ended it")
     if finished and not (workdir / "checkpoints" / "last").is_dir():
         raise ConfigError(f"run {workdir} hit its cap of {recorded.epochs} epochs and has no "
                           "checkpoints/last to continue from; retrain it in a new folder")
-    return CapChange(workdir, config, "continues", recorded.epochs, finished,
-                     f"the cap of {recorded.epochs} epochs ended it" if finished else "it is unfinished")
+    reason = f"the cap of {recorded.epochs} epochs ended it" if finished else "it is unfinished"
+    return CapChange(workdir, config, "continues", recorded.epochs, finished, reason)
 
 
 def apply_change(change: CapChange) -> None:
