@@ -275,6 +275,10 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     with pytest.raises(ConfigError, match=r"runs/synthetic/imn was trained with another config \(optim.learning_rate"):
         reproduce(changed, out, figures=False)
     assert {path: path.read_bytes() for path in out.rglob("*.json")} == before
+    # Every invocation that ran is listed with its commit and command (four here; the refused
+    # one changed nothing).
+    invocations = json.loads((out / "reproduce.json").read_text())["invocations"]
+    assert len(invocations) == 4 and all(i["git"] and i["created"] and i["command"] for i in invocations)
 
 
 def test_a_continued_stage_one_run_retrains_its_fine_tuned_run_even_after_a_kill(tmp_path, monkeypatch):

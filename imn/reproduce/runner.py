@@ -8,7 +8,9 @@ explains them again; any other change to a trained run's config is refused.
 
 Output folder layout::
 
-    OUT/reproduce.json           plan, command, wall time per stage, device, git commit
+    OUT/reproduce.json           plan, command, wall time per stage (summed over invocations),
+                                 device, git commit; ``invocations``: when, at which commit and
+                                 with which command each invocation ran
     OUT/table_*.{csv,md}         tables (imn.reproduce.tables)
     OUT/figures/*.{pdf,png}      figures (imn.reproduce.figures)
     OUT/report.html              the interactive viewer of the explained ECGs (imn.view)
@@ -269,7 +271,9 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True, allow_data_m
     changes = check_runs(plan, out, allow_data_move)
     ledger = Ledger(out, plan)
     record = provenance.collect()
-    ledger.data["provenance"] = record
+    ledger.data["provenance"] = record  # this invocation's; every one is listed below
+    ledger.data.setdefault("invocations", []).append(
+        {"created": record["created"], "git": record["git"], "command": ledger.data["command"]})
     device = f"{record['device'].get('platform', '?')}: {record['device'].get('device_kind', '?')}"
     ledger.save()
     start = time.perf_counter()
