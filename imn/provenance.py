@@ -77,9 +77,14 @@ def data_identity(source: str, root: str | None, records: int, label_file: str |
     return info
 
 
+def now_utc() -> str:
+    """The current time, UTC, to the second (ISO 8601), as every record here writes it."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def collect(data: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": now_utc(),
         "git": git_state(),
         "packages": package_versions(),
         "device": device_info(),

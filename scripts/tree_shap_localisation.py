@@ -5,9 +5,9 @@
 
 A standalone probe at any size (``imn reproduce --synthetic --models ...,xgboost`` now scores
 tree SHAP itself, faithfulness included, on the networks' explained ECGs:
-``baselines/tree_shap_run.py``). Synthetic records at 100 Hz, seed 0, folds 1-8 / 9 / 10: XGBoost with the UK Biobank study's
-hyper-parameters is trained on the clinical features of the training folds
-(:mod:`baselines.tabular`), then the first ``--explain`` test records that carry a class with
+``baselines/tree_shap_run.py``). Synthetic records at 100 Hz, seed 0, folds 1-8 / 9 / 10:
+XGBoost with the UK Biobank study's hyper-parameters is trained on the clinical features of
+the training folds (:mod:`baselines.tabular`), then the first ``--explain`` test records that carry a class with
 a local evidence mask (QRSW, STE, TINV) are each explained for the highest-scored such class,
 exactly as ``imn.explain.run`` picks targets (``targets="evidence"``). Each class's tree SHAP
 is mapped onto the ECG (:func:`baselines.tree_shap.shap_to_ecg`) and scored by the same four

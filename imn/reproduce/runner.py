@@ -78,8 +78,7 @@ class Ledger:
         if stored is not None and _explanation_part(stored) != _explanation_part(current):
             logger.info("%s: the explanation settings changed; the trained runs are kept and "
                         "the models are explained again", out)
-            self.data.setdefault("explanation_plans_replaced", []).append(
-                {key: stored.get(key) for key in _EXPLANATION_FIELDS})
+            self.data.setdefault("explanation_plans_replaced", []).append(_explanation_part(stored))
         self.data["plan"] = plan.to_dict()
         # Set again when this invocation finishes; until then the outputs are not the plan's.
         self.data.pop("finished", None)
@@ -101,6 +100,13 @@ class Ledger:
         atomic.write_json(self.path, self.data, default=str)
 
 
+def _run_config(plan: Plan, out: Path, task: str, model: str):
+    """The training config of ``model`` on ``task`` in ``out`` (a fine-tuned run starts from
+    its stage-1 run's folder there)."""
+    stage_one = FINETUNED.get(model)
+    return plan.config(model, task, str(run_dir(out, task, stage_one)) if stage_one else None)
+
+
 def check_runs(plan: Plan, out: Path, allow_data_move: bool = False) -> dict[tuple[str, str], Any]:
     """Check every trained run in ``out`` against its config in ``plan`` before anything is
     changed (imn.train.continuation.check_change): a refusal leaves the folder as it was.
@@ -117,7 +123,7 @@ def check_runs(plan: Plan, out: Path, allow_data_move: bool = False) -> dict[tup
             if stage_one and getattr(changes.get((task, stage_one)), "action", None) == "continues":
                 continue
             workdir = run_dir(out, task, model)
-            config = plan.config(model, task, str(run_dir(out, task, stage_one)) if stage_one else None)
+            config = _run_config(plan, out, task, model)
             if (workdir / "config.json").exists():
                 # A trained run on other data must not enter the tables as if it were this plan's.
                 check_recorded_source(workdir, config, allow_data_move=allow_data_move)
@@ -151,9 +157,7 @@ def train_stage(plan: Plan, out: Path, allow_data_move: bool = False,
     pairs = [(task, model) for task in plan.tasks for model in plan.models]
     for index, (task, model) in enumerate(pairs, 1):
         workdir = run_dir(out, task, model)
-        stage_one = FINETUNED.get(model)
-        stage_one_dir = str(run_dir(out, task, stage_one)) if stage_one else None
-        config = plan.config(model, task, stage_one_dir)
+        config = _run_config(plan, out, task, model)
         change = changes.get((task, model))
         if change is not None:
             if change.action == "continues":

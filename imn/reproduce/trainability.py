@@ -166,7 +166,8 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             val_ece = [m["validation"].get("calibration", {}).get("ece") for _, m in finished]
             saturated = [m["test"].get("calibration", {}).get("saturated") for _, m in finished]
             epochs = [len(_history(study.run_dir(out, task, variant, s))) for s, _ in finished]
-            cap = study.config(task, variant, finished[0][0]).epochs
+            # The trainer's own verdict (patience can run out on the cap's last epoch).
+            stopped = [bool(m.get("stopped_early")) for _, m in finished]
             mean, sd = _mean_sd(test_auroc)
             ece_mean, ece_sd = _mean_sd(val_ece)
             rows.append({
@@ -176,7 +177,7 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
                 "val_ece_mean": ece_mean, "val_ece": f"{ece_mean:.3f} ± {ece_sd:.3f}",
                 "test_saturated_total": int(sum(s or 0 for s in saturated)),
                 "epochs_run": ", ".join(str(e) for e in epochs),
-                "stopped_early": f"{sum(e < cap for e in epochs)}/{len(epochs)}",
+                "stopped_early": f"{sum(stopped)}/{len(stopped)}",
             })
     return rows
 

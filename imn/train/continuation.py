@@ -132,12 +132,11 @@ def apply_change(change: CapChange) -> None:
                 path.unlink()
     record = run_folder.read_provenance(workdir)
     if record is not None:  # an unfinished run without one gets it when training starts
-        now = provenance.collect()
         key = "continued" if change.action == "continues" else "relabelled"
         record.setdefault(key, []).append({
             "from_epochs": change.from_epochs, "to_epochs": change.config.epochs,
             "finished_before": change.finished, "reason": change.reason,
-            "created": now["created"], "git": now["git"],
+            "created": provenance.now_utc(), "git": provenance.git_state(),
         })
         atomic.write_json(workdir / "provenance.json", record)
     atomic.write_text(workdir / "config.json", change.config.to_json())
