@@ -22,10 +22,12 @@ from imn.models.layers import (
     CONV_IMPLS,
     LeadConv,
     conv_2d,
+    conv_stacked_channels_major,
     kernel_1d_to_2d,
     kernel_2d_to_1d,
     polyphase_upsample_kernel,
     stack_lead_neighbours,
+    stack_lead_neighbours_channels_major,
     upsample_time,
 )
 
@@ -110,6 +112,16 @@ def test_stack_lead_neighbours_pads_first_and_last_lead_with_zeros():
     np.testing.assert_array_equal(rows[0, 0], [0.0, 1.0, 2.0])
     np.testing.assert_array_equal(rows[5, 0], [5.0, 6.0, 7.0])
     np.testing.assert_array_equal(rows[11, 0], [11.0, 12.0, 0.0])
+
+
+def test_channels_major_stack_is_the_transposed_stack_and_convolves_the_same():
+    """The hybrid's kernel gradient reads the stack channels-major; same entries, same map."""
+    x = jax.random.normal(jax.random.key(4), (3, 12, 7, 5))  # odd sizes: no accidental symmetry
+    kernel = jax.random.normal(jax.random.key(5), (3, 15, 5, 2))
+    np.testing.assert_array_equal(stack_lead_neighbours_channels_major(x),
+                                  stack_lead_neighbours(x).transpose(2, 1, 0))
+    np.testing.assert_allclose(conv_stacked_channels_major(x, kernel), conv_2d(x, kernel),
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("impl", sorted(CONV_IMPLS))
