@@ -34,16 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imn.data.ptbxl import load_ptbxl  # noqa: E402
 from imn.features import extract_features  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from imn.provenance import cpu_model  # noqa: E402
 
 
 def neurokit_per_lead(record: np.ndarray, rate: int) -> None:
@@ -70,7 +61,7 @@ def main() -> None:
 
     dataset = load_ptbxl(args.root, "all", args.rate)
     n = len(dataset)
-    print(f"clinical features benchmark: {n} PTB-XL records at {args.rate} Hz; CPU {cpu_name()}, "
+    print(f"clinical features benchmark: {n} PTB-XL records at {args.rate} Hz; CPU {cpu_model()}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
           f"python {platform.python_version()}")
     import neurokit2  # noqa: F401  (import time is not part of either timing)

@@ -215,6 +215,24 @@ def cmd_trainability(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper_recipe(args: argparse.Namespace) -> int:
+    from imn.data.sources import parse_data_spec
+    from imn.reproduce.paper_recipe import make_plan, run_paper_recipe
+
+    _setup_logging()
+    kind, root = parse_data_spec(args.data)
+    if kind != "ptbxl":
+        raise SystemExit(f"imn paper-recipe: --data must be ptbxl:DIR, got {args.data!r}")
+    plan = make_plan(args.preset, root, seeds=tuple(int(s) for s in args.seeds.split(",")),
+                     models=tuple(args.models.split(",")) if args.models else None,
+                     protocols=tuple(args.protocols.split(",")) if args.protocols else None,
+                     overrides=tuple(args.set))
+    result = run_paper_recipe(plan, args.out, figures=not args.no_figures)
+    print(json.dumps({"out": args.out, "written": result["written"],
+                      "total_seconds": result["total_seconds"]}, indent=2))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from imn.train.trainer import evaluate_workdir
 
@@ -456,6 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="config override for every run (e.g. epochs=30)")
     study.add_argument("--no-figures", action="store_true")
     study.set_defaults(func=cmd_trainability)
+
+    recipe = commands.add_parser(
+        "paper-recipe",
+        help="the paper's IMN (imn_softmax) and cnn2d with the paper's recipe on NORM vs MI under "
+             "both selection protocols, beside the paper's numbers (resumable)")
+    recipe.add_argument("--data", required=True, help="ptbxl:DIR")
+    recipe.add_argument("--out", default="results/paper-recipe")
+    recipe.add_argument("--preset", default="paper", choices=("tiny", "quick", "cpu", "paper", "paper500"),
+                        help="paper: 100 Hz (a CPU will do on the slice); paper500: the paper's 500 Hz (a GPU)")
+    recipe.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    recipe.add_argument("--models", help="comma-separated subset of imn_softmax,cnn2d")
+    recipe.add_argument("--protocols", help="comma-separated subset of separate,merged_9_10")
+    recipe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every run")
+    recipe.add_argument("--no-figures", action="store_true")
+    recipe.set_defaults(func=cmd_paper_recipe)
 
     bench = commands.add_parser("bench", help="speed benchmarks").add_subparsers(dest="bench_command", required=True)
     bench_train = bench.add_parser("train", help="training and inference samples/s of a model's jitted steps")

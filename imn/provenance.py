@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -44,6 +45,20 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the architecture where that is missing).
+
+    Speed figures are only comparable on one CPU model, so run records and benchmarks name it.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_info() -> dict[str, Any]:
     import jax
 
@@ -55,6 +70,8 @@ def device_info() -> dict[str, Any]:
         "process_count": jax.process_count(),
         "host": platform.node(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
     }
 

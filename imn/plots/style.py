@@ -81,6 +81,9 @@ _MODELS: dict[str, tuple[str, str, Any]] = {
     "xecgnet": ("xECGNet", "#F0E442", "-"),
     "xecgnet_ft": ("xECGNet, fine-tuned", "#F0E442", "--"),
     "imn_stable": ("ECG-IMN, stabilised", "#D55E00", "--"),
+    # The paper's categorical head (2 logits, softmax): the model of its headline number.
+    "imn_softmax": ("ECG-IMN, softmax", "#D55E00", (0, (1, 1))),
+    "imn_direct": ("ECG-IMN, direct", "#D55E00", "-."),
     # The trainability study's IMN with this codebase's earlier Flax initialisation.
     "imn_flax_init": ("ECG-IMN, Flax init", "#E69F00", ":"),
     # The clinical-feature route (baselines.tabular): black and grey, apart from the networks.

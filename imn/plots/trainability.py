@@ -50,8 +50,9 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
             epochs, values = _by_epoch(per_seed, key)
             with np.errstate(all="ignore"):
                 mean = np.nanmean(values, axis=0)
+            seeds = f"{len(per_seed)} seed{'s' if len(per_seed) > 1 else ''}"
             ax.plot(epochs, mean, **style, linewidth=1.2, marker="o", markersize=2.5,
-                    label=f"{model_label(name)} (n = {len(per_seed)} seeds)")
+                    label=f"{model_label(name)} ({seeds})")
             ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                             color=style["color"], alpha=0.15, linewidth=0)
     loss_ax.set(xlabel="epoch", ylabel="train loss (log)", yscale="log")
@@ -64,7 +65,8 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
         ax.grid(alpha=0.3, linewidth=0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
-        fig.suptitle(f"{title}: mean over seeds, shaded min-max", fontsize=8)
+        several = any(len([h for h in per_seed if h]) > 1 for per_seed in histories.values())
+        fig.suptitle(f"{title}: mean over seeds, shaded min-max" if several else title, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, out)
 

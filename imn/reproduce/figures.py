@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from imn.reproduce.plan import Plan, run_dir
+from imn.train.run_folder import read_history
 
 logger = logging.getLogger("imn")
 
@@ -295,10 +296,8 @@ def summary_figures(plan: Plan, out: Path, figures: Path, device: str | None = N
     for task in plan.tasks:
         histories = {}
         for model in plan.models:
-            path = run_dir(out, task, model) / "metrics.jsonl"
-            if path.exists():
-                histories[model] = [json.loads(line) for line in path.read_text().splitlines()
-                                    if line.strip()]
+            if history := read_history(run_dir(out, task, model)):
+                histories[model] = history
         if histories:
             written += save_figure(plot_training_curves(histories, title=f"Training: {task}"),
                                    figures / f"training_curves_{task}")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from imn.report import CI_SUFFIXES, NOTE_SUFFIX, curves_are_flat
+from imn.train.run_folder import read_history
 
 FAITHFULNESS_METRICS = (
     ("deletion_auc", "deletion AUC (lower better)"),
@@ -400,10 +401,7 @@ def metric_columns(metrics: tuple[tuple[str, str], ...], by_finding: bool = Fals
 def training_samples_per_s(workdir: Path) -> float:
     """Median training throughput over the epochs after the first (which includes
     compilation), from ``metrics.jsonl``; NaN when unknown."""
-    path = workdir / "metrics.jsonl"
-    if not path.exists():
-        return float("nan")
-    rates = [json.loads(line).get("train_samples_per_s") for line in path.read_text().splitlines() if line.strip()]
+    rates = [row.get("train_samples_per_s") for row in read_history(workdir)]
     rates = [rate for rate in rates if rate]
     if not rates:
         return float("nan")

@@ -40,6 +40,7 @@ from imn.report import write_table
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
 from imn.train.presets import check_preset, imn_paper_recipe
+from imn.train.run_folder import read_history
 
 logger = logging.getLogger("imn")
 
@@ -132,13 +133,6 @@ def train_all(study: Study, out: Path) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- read back
-def _history(workdir: Path) -> list[dict]:
-    path = workdir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _metrics(workdir: Path) -> dict | None:
     path = workdir / "metrics.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -165,7 +159,7 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             test_auroc = [m["test"]["macro_auroc"] for _, m in finished]
             val_ece = [m["validation"].get("calibration", {}).get("ece") for _, m in finished]
             saturated = [m["test"].get("calibration", {}).get("saturated") for _, m in finished]
-            epochs = [len(_history(study.run_dir(out, task, variant, s))) for s, _ in finished]
+            epochs = [len(read_history(study.run_dir(out, task, variant, s))) for s, _ in finished]
             # The trainer's own verdict (patience can run out on the cap's last epoch).
             stopped = [bool(m.get("stopped_early")) for _, m in finished]
             mean, sd = _mean_sd(test_auroc)
@@ -249,7 +243,7 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
     written += _write_initial_logits(logit_rows, out / "initial_logits")
     if figures:
         for task in study.tasks:
-            histories = {variant: [_history(study.run_dir(out, task, variant, s)) for s in study.seeds]
+            histories = {variant: [read_history(study.run_dir(out, task, variant, s)) for s in study.seeds]
                          for variant in study.variants}
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
         written += plot_initial_logits(logit_rows, out / "initial_logits")

@@ -38,6 +38,14 @@ def read_provenance(workdir: str | Path) -> dict[str, Any] | None:
         raise RunFolderError(f"{path} is not valid JSON ({error})") from None
 
 
+def read_history(workdir: str | Path) -> list[dict[str, Any]]:
+    """The run's ``metrics.jsonl``, one dict per epoch (``[]`` before the first epoch ends)."""
+    path = Path(workdir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def read_run_config(workdir: str | Path) -> TrainConfig:
     """The ``TrainConfig`` of an existing run folder, with errors that name the folder."""
     workdir = Path(workdir)
