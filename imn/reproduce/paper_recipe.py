@@ -29,8 +29,8 @@ paper's 500 Hz, meant for a GPU. It writes into ``--out``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -38,12 +38,11 @@ from typing import Any
 from imn.errors import UserError
 from imn.report import write_table
 from imn.reproduce.tables import protocol_label, training_ended
+from imn.reproduce.trainability import train_missing, write_record
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import PROTOCOLS
 from imn.train.presets import check_preset, imn_paper_recipe
 from imn.train.run_folder import read_history
-
-logger = logging.getLogger("imn")
 
 MODELS = ("imn_softmax", "cnn2d")
 TASK = "norm_vs_mi"
@@ -94,19 +93,8 @@ def make_plan(preset: str, ptbxl_root: str, *, seeds: tuple[int, ...] = (0,),
 
 def train_all(plan: PaperRecipePlan, out: Path) -> dict[str, float]:
     """Trains every run not finished yet; returns wall seconds per run trained now."""
-    from imn.train.trainer import train_and_evaluate
-
-    runs = plan.runs()
-    seconds = {}
-    for index, (protocol, model, seed) in enumerate(runs, 1):
-        workdir = plan.run_dir(out, protocol, model, seed)
-        if (workdir / "metrics.json").exists():
-            continue
-        logger.info("[%d/%d] training %s / %s / seed %d", index, len(runs), protocol, model, seed)
-        start = time.perf_counter()
-        train_and_evaluate(plan.config(protocol, model, seed), workdir)
-        seconds[f"{protocol}/{model}/seed{seed}"] = time.perf_counter() - start
-    return seconds
+    return train_missing([(f"{p}/{m}/seed{s}", plan.run_dir(out, p, m, s),
+                           functools.partial(plan.config, p, m, s)) for p, m, s in plan.runs()])
 
 
 def _read_json(path: Path) -> dict | None:
@@ -179,13 +167,8 @@ def run_paper_recipe(plan: PaperRecipePlan, out: str | Path, *, figures: bool = 
                          for model in plan.models}
             written += plot_learning_curves(histories, out / f"curves_{protocol}",
                                             title=f"{TASK}, {protocol_label(protocol)}")
-    previous = _read_json(out / "paper_recipe.json") or {}
-    record = {
+    record = write_record(out / "paper_recipe.json", {
         "plan": dataclasses.asdict(plan),
         "configs": {f"{p}/{m}/seed{s}": plan.config(p, m, s).to_dict() for p, m, s in plan.runs()},
-        # Wall times add up over invocations (one that only redraws keeps the training times).
-        "train_seconds": {**previous.get("train_seconds", {}), **seconds},
-        "total_seconds": previous.get("total_seconds", 0.0) + time.perf_counter() - started,
-    }
-    (out / "paper_recipe.json").write_text(json.dumps(record, indent=2, default=str))
+    }, seconds, time.perf_counter() - started)
     return {"written": [str(p) for p in written], **record}

@@ -26,10 +26,12 @@ on the synthetic task; 3 seeds each. It writes into ``--out``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,22 +116,27 @@ def make_study(preset: str, ptbxl_root: str | None, *, seeds: tuple[int, ...] = 
 
 
 # ---------------------------------------------------------------------------- training
+def train_missing(runs: Sequence[tuple[str, Path, Callable[[], TrainConfig]]]) -> dict[str, float]:
+    """Trains each ``(name, workdir, config)`` whose run has not finished (no ``metrics.json``),
+    in order; returns wall seconds per run trained now (a killed run resumes in its folder)."""
+    from imn.train.trainer import train_and_evaluate
+
+    seconds = {}
+    for index, (name, workdir, config) in enumerate(runs, 1):
+        if (workdir / "metrics.json").exists():
+            continue
+        logger.info("[%d/%d] training %s", index, len(runs), name)
+        start = time.perf_counter()
+        train_and_evaluate(config(), workdir)
+        seconds[name] = time.perf_counter() - start
+    return seconds
+
+
 def train_all(study: Study, out: Path) -> dict[str, float]:
     """Trains every (task, variant, seed) not finished yet, in ``study.runs()`` order;
     returns wall seconds per run."""
-    from imn.train.trainer import train_and_evaluate
-
-    runs = study.runs()
-    seconds = {}
-    for index, (task, variant, seed) in enumerate(runs, 1):
-        workdir = study.run_dir(out, task, variant, seed)
-        if (workdir / "metrics.json").exists():
-            continue
-        logger.info("[%d/%d] training %s / %s / seed %d", index, len(runs), task, variant, seed)
-        start = time.perf_counter()
-        train_and_evaluate(study.config(task, variant, seed), workdir)
-        seconds[f"{task}/{variant}/seed{seed}"] = time.perf_counter() - start
-    return seconds
+    return train_missing([(f"{t}/{v}/seed{s}", study.run_dir(out, t, v, s),
+                           functools.partial(study.config, t, v, s)) for t, v, s in study.runs()])
 
 
 # ---------------------------------------------------------------------------- read back
@@ -247,15 +254,23 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
                          for variant in study.variants}
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
         written += plot_initial_logits(logit_rows, out / "initial_logits")
-    # Wall times add up over invocations: one that only redraws keeps the training times of
-    # the one that trained (a run trained again replaces its own entry).
-    previous = json.loads((out / "study.json").read_text()) if (out / "study.json").exists() else {}
-    record = {
+    record = write_record(out / "study.json", {
         "study": dataclasses.asdict(study),
         "configs": {f"{t}/{v}/seed{s}": study.config(t, v, s).to_dict()
                     for t in study.tasks for v in study.variants for s in study.seeds},
-        "train_seconds": {**previous.get("train_seconds", {}), **seconds},
-        "total_seconds": previous.get("total_seconds", 0.0) + time.perf_counter() - started,
-    }
-    (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
+    }, seconds, time.perf_counter() - started)
     return {"written": [str(p) for p in written], **record}
+
+
+def write_record(path: Path, plan: dict[str, Any], train_seconds: dict[str, float],
+                 elapsed: float) -> dict[str, Any]:
+    """Writes ``plan`` with the wall times to ``path`` (JSON) and returns what it wrote.
+
+    Wall times add up over invocations: one that only redraws keeps the training times of the
+    one that trained (a run trained again replaces its own entry)."""
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    record = {**plan,
+              "train_seconds": {**previous.get("train_seconds", {}), **train_seconds},
+              "total_seconds": previous.get("total_seconds", 0.0) + elapsed}
+    path.write_text(json.dumps(record, indent=2, default=str))
+    return record
