@@ -42,7 +42,7 @@ from imn.reproduce.trainability import train_missing, write_record
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import PROTOCOLS
 from imn.train.presets import check_preset, imn_paper_recipe
-from imn.train.run_folder import read_history
+from imn.train.run_folder import read_history, read_provenance
 
 MODELS = ("imn_softmax", "cnn2d")
 TASK = "norm_vs_mi"
@@ -136,7 +136,7 @@ def table_rows(plan: PaperRecipePlan, out: Path) -> list[dict[str, Any]]:
                         f"{test['macro_auroc_ci_high']:.3f}]",
             "training_ended": training_ended(metrics),
             "train_minutes": train_minutes, "train_time": f"{train_minutes:.1f}",
-            "device": _device(_read_json(workdir / "provenance.json")),
+            "device": _device(read_provenance(workdir)),
             # as a string: the paper gives four decimals, the table's number format three
             "paper_auroc": f"{PAPER_AUROC[model]:.4f}",
         })
