@@ -58,6 +58,16 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
         assert float(row["test_macro_auroc_mean"]) == pytest.approx(statistics.mean(aurocs))
         assert float(row["test_macro_auroc_sd"]) == pytest.approx(statistics.stdev(aurocs))
         assert row["stopped_early"] == "0/2"  # the tiny preset has no patience
+    # per class (the synthetic task has several): the mean over seeds of each run's own value
+    per_class = _read_csv(out / "table_trainability_per_class.csv")
+    classes = json.loads((out / "runs/synthetic/cnn2d/seed0/metrics.json").read_text())["test"]["per_class"]
+    assert {r["class"] for r in per_class if r["variant"] == "cnn2d"} == set(classes)
+    for row in per_class:
+        values = [json.loads((out / f"runs/synthetic/{row['variant']}/seed{s}/metrics.json").read_text())
+                  ["test"]["per_class"][row["class"]]["auroc"] for s in (0, 1)]
+        values = [v for v in values if v is not None and v == v]
+        if values:
+            assert float(row["test_auroc_mean"]) == pytest.approx(statistics.mean(values))
     logits = _read_csv(out / "initial_logits.csv")
     assert {r["variant"] for r in logits} == {"imn_stable", "cnn2d"}
     summary = _read_csv(out / "initial_logits_summary.csv")

@@ -20,6 +20,8 @@ on the synthetic task; 3 seeds each. It writes into ``--out``:
 * ``table_trainability.{csv,md}``: test macro AUROC mean +- sd over seeds, validation ECE
   before temperature scaling, saturated test probabilities, epochs run and whether early
   stopping ended the run, per task and variant,
+* ``table_trainability_per_class.{csv,md}``: test AUROC per class, mean +- sd over seeds,
+  for the tasks with more than one class (superdiagnostic, synthetic),
 * ``study.json``: the plan (every training config) and wall times.
 """
 
@@ -183,6 +185,34 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def per_class_table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
+    """Per task with more than one class, variant and class, over the finished seeds: test
+    AUROC mean and sd (NaN seeds, where a test fold has one label only, left out) and the
+    test positives."""
+    rows = []
+    for task in study.tasks:
+        for variant in study.variants:
+            finished = [m for s in study.seeds
+                        if (m := _metrics(study.run_dir(out, task, variant, s))) is not None]
+            per_class = [m["test"].get("per_class", {}) for m in finished]
+            if not per_class or len(per_class[0]) < 2:
+                continue
+            for name in per_class[0]:
+                values = [classes[name].get("auroc") for classes in per_class if name in classes]
+                mean, sd = _mean_sd(values)
+                rows.append({"task": task, "variant": variant, "class": name, "seeds": len(values),
+                             "test_auroc_mean": mean, "test_auroc_sd": sd,
+                             "test_auroc": f"{mean:.3f} ± {sd:.3f}",
+                             "test_positives": per_class[0][name].get("positives")})
+    return rows
+
+
+PER_CLASS_COLUMNS = [
+    ("task", "task"), ("variant", "model"), ("class", "class"), ("seeds", "seeds"),
+    ("test_auroc", "test AUROC (mean ± sd)"), ("test_positives", "test positives"),
+]
+
+
 TABLE_COLUMNS = [
     ("task", "task"), ("variant", "model"), ("seeds", "seeds"),
     ("test_macro_auroc", "test macro AUROC (mean ± sd)"),
@@ -246,6 +276,8 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
     started = time.perf_counter()
     seconds = train_all(study, out)
     written = write_table(table_rows(study, out), out / "table_trainability", TABLE_COLUMNS)
+    if per_class := per_class_table_rows(study, out):
+        written += write_table(per_class, out / "table_trainability_per_class", PER_CLASS_COLUMNS)
     logit_rows = initial_logit_rows(study)
     written += _write_initial_logits(logit_rows, out / "initial_logits")
     if figures:
