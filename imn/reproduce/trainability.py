@@ -198,7 +198,8 @@ def per_class_table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             if not per_class or len(per_class[0]) < 2:
                 continue
             for name in per_class[0]:
-                values = [classes[name].get("auroc") for classes in per_class if name in classes]
+                values = [v for classes in per_class if name in classes
+                          if (v := classes[name].get("auroc")) is not None and np.isfinite(v)]
                 mean, sd = _mean_sd(values)
                 rows.append({"task": task, "variant": variant, "class": name, "seeds": len(values),
                              "test_auroc_mean": mean, "test_auroc_sd": sd,
