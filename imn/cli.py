@@ -194,6 +194,14 @@ def _data_overrides(spec: str, overrides: list[str]) -> list[str]:
     return extra + overrides
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``; anything else is the user's to fix."""
+    try:
+        return tuple(int(seed) for seed in text.split(","))
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {text!r}") from None
+
+
 def cmd_trainability(args: argparse.Namespace) -> int:
     from imn.data.sources import parse_data_spec
     from imn.reproduce.trainability import make_study, run_study
@@ -203,8 +211,8 @@ def cmd_trainability(args: argparse.Namespace) -> int:
     if args.data:
         kind, root = parse_data_spec(args.data)
         if kind != "ptbxl":
-            raise SystemExit(f"imn trainability: --data must be ptbxl:DIR, got {args.data!r}")
-    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else (0, 1, 2)
+            raise UserError(f"imn trainability: --data must be ptbxl:DIR, got {args.data!r}")
+    seeds = _seeds(args.seeds) if args.seeds else (0, 1, 2)
     variants = tuple(args.variants.split(",")) if args.variants else None
     tasks = tuple(args.tasks.split(",")) if args.tasks else None
     study = make_study(args.preset, root, seeds=seeds, variants=variants, overrides=tuple(args.set),
@@ -222,8 +230,8 @@ def cmd_paper_recipe(args: argparse.Namespace) -> int:
     _setup_logging()
     kind, root = parse_data_spec(args.data)
     if kind != "ptbxl":
-        raise SystemExit(f"imn paper-recipe: --data must be ptbxl:DIR, got {args.data!r}")
-    plan = make_plan(args.preset, root, seeds=tuple(int(s) for s in args.seeds.split(",")),
+        raise UserError(f"imn paper-recipe: --data must be ptbxl:DIR, got {args.data!r}")
+    plan = make_plan(args.preset, root, seeds=_seeds(args.seeds),
                      models=tuple(args.models.split(",")) if args.models else None,
                      protocols=tuple(args.protocols.split(",")) if args.protocols else None,
                      overrides=tuple(args.set))

@@ -71,7 +71,8 @@ def device_info() -> dict[str, Any]:
         "host": platform.node(),
         "cpu": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
+        # the cores this process may use (a container or taskset may allow fewer than the host has)
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
     }
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from imn.cli import main
-from imn.reproduce.paper_recipe import PAPER_AUROC, make_plan
+from imn.reproduce.paper_recipe import PAPER_AUROC, make_plan, table_rows
 from imn.train.data import PROTOCOL_LABELS
 
 
@@ -47,8 +47,31 @@ def test_cli_refuses_an_unknown_protocol_before_training(tmp_path, capsys):
     assert "unknown protocol" in capsys.readouterr().err and not (out / "runs").exists()
 
 
+def test_cli_refuses_bad_seeds_and_a_non_ptbxl_source_with_status_2(tmp_path, capsys):
+    out = tmp_path / "recipe"
+    assert main(["paper-recipe", "--data", "ptbxl:/nowhere", "--seeds", "0,a", "--out", str(out)]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+    assert main(["paper-recipe", "--data", "synthetic", "--out", str(out)]) == 2
+    assert "must be ptbxl:DIR" in capsys.readouterr().err and not (out / "runs").exists()
+
+
+def test_table_reads_an_undefined_auroc_as_nan(tmp_path):
+    """metrics.json writes an AUROC without a defined value (one label, no bootstrap) as null."""
+    plan = make_plan("paper", "/d", models=("cnn2d",), protocols=("separate",))
+    run = plan.run_dir(tmp_path, "separate", "cnn2d", 0)
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "best_val_macro_auroc": 0.9, "best_epoch": 2, "epochs_run": 5, "stopped_early": True,
+        "test": {"macro_auroc": 0.8, "macro_auroc_ci_low": None, "macro_auroc_ci_high": None,
+                 "n_records": 10}}))
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "epoch_seconds": 30.0}) + "\n")
+    [row] = table_rows(plan, tmp_path)
+    assert row["reported"] == "0.800 [nan, nan]" and row["device"] == "unknown"
+    assert row["training_ended"] == "patience, epoch 5 (best 3)" and row["train_time"] == "0.5"
+
+
 @pytest.mark.slow
-def test_tiny_runs_on_the_slice_fill_the_table_from_their_own_metrics(tmp_path, ptbxl_root):
+def test_tiny_runs_on_the_slice_fill_the_table_from_their_own_metrics(tmp_path, ptbxl_root, capsys):
     out = tmp_path / "recipe"
     command = ["paper-recipe", "--preset", "tiny", "--data", f"ptbxl:{ptbxl_root}",
                "--models", "cnn2d", "--out", str(out)]
@@ -78,3 +101,6 @@ def test_tiny_runs_on_the_slice_fill_the_table_from_their_own_metrics(tmp_path, 
     assert len(first["train_seconds"]) == 2
     assert main(command) == 0
     assert json.loads((out / "paper_recipe.json").read_text())["train_seconds"] == first["train_seconds"]
+    # Another recipe into the same folder is refused, not mixed with the finished runs.
+    assert main([*command, "--set", "epochs=3"]) == 2
+    assert "trained with another config (epochs 2 then, 3 now)" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import statistics
 import pytest
 
 from imn.cli import main
-from imn.reproduce.trainability import VARIANTS, make_study
+from imn.reproduce.trainability import VARIANTS, make_study, per_class_table_rows
 
 
 def _read_csv(path):
@@ -42,6 +42,22 @@ def test_study_tasks_can_be_restricted_and_train_seed_major(tmp_path, capsys):
     # A misspelt task is the user's to fix: one line, exit status 2, nothing trained.
     assert main(["trainability", "--tasks", "norm_vs_mj", "--out", str(tmp_path / "s")]) == 2
     assert "unknown task" in capsys.readouterr().err and not (tmp_path / "s" / "runs").exists()
+
+
+def test_per_class_table_takes_every_class_any_seed_has(tmp_path):
+    study = make_study("cpu", None, seeds=(0, 1), variants=("cnn2d",))
+    classes = [{"A": {"auroc": 0.8, "positives": 3}, "B": {"auroc": None, "positives": 0}},
+               {"A": {"auroc": 0.6, "positives": 3}, "B": {"auroc": 0.7, "positives": 2},
+                "C": {"auroc": 0.9, "positives": 1}}]
+    for seed, per_class in enumerate(classes):
+        run = study.run_dir(tmp_path, "synthetic", "cnn2d", seed)
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"test": {"per_class": per_class}}))
+    rows = {r["class"]: r for r in per_class_table_rows(study, tmp_path)}
+    assert list(rows) == ["A", "B", "C"]
+    assert (rows["A"]["seeds"], rows["A"]["test_auroc"]) == (2, f"0.700 ± {statistics.stdev([0.8, 0.6]):.3f}")
+    assert (rows["B"]["seeds"], rows["B"]["test_auroc_mean"], rows["B"]["test_positives"]) == (1, 0.7, 0)
+    assert (rows["C"]["seeds"], rows["C"]["test_positives"]) == (1, 1)
 
 
 @pytest.mark.slow

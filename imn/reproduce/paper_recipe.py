@@ -101,6 +101,10 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def _device(provenance: dict | None) -> str:
     """``'cpu (AMD EPYC, 2 cores)'`` or the accelerator's kind (``'NVIDIA H200'``)."""
     if not provenance:
@@ -123,17 +127,18 @@ def table_rows(plan: PaperRecipePlan, out: Path) -> list[dict[str, Any]]:
             continue
         config = _read_json(workdir / "config.json") or {}
         test = metrics["test"]
+        # metrics.json writes an undefined AUROC or interval (one label only, no bootstrap) as null
+        auroc, low, high = (_number(test.get(key)) for key in
+                            ("macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high"))
         # Training time from the epochs' own clocks: it survives resumption after a kill.
         train_minutes = sum(h.get("epoch_seconds", 0.0) for h in read_history(workdir)) / 60
         rows.append({
             "model": model, "protocol": protocol, "protocol_label": protocol_label(protocol),
             "seed": seed, "sampling_rate": config.get("data", {}).get("sampling_rate"),
-            "selection_auroc": metrics["best_val_macro_auroc"],
-            "reported_auroc": test["macro_auroc"],
-            "reported_ci_low": test["macro_auroc_ci_low"], "reported_ci_high": test["macro_auroc_ci_high"],
+            "selection_auroc": _number(metrics.get("best_val_macro_auroc")),
+            "reported_auroc": auroc, "reported_ci_low": low, "reported_ci_high": high,
             "reported_records": test["n_records"],
-            "reported": f"{test['macro_auroc']:.3f} [{test['macro_auroc_ci_low']:.3f}, "
-                        f"{test['macro_auroc_ci_high']:.3f}]",
+            "reported": f"{auroc:.3f} [{low:.3f}, {high:.3f}]",
             "training_ended": training_ended(metrics),
             "train_minutes": train_minutes, "train_time": f"{train_minutes:.1f}",
             "device": _device(read_provenance(workdir)),

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from imn.errors import UserError
+from imn.errors import ConfigError, UserError
 from imn.report import write_table
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
@@ -120,12 +120,22 @@ def make_study(preset: str, ptbxl_root: str | None, *, seeds: tuple[int, ...] = 
 # ---------------------------------------------------------------------------- training
 def train_missing(runs: Sequence[tuple[str, Path, Callable[[], TrainConfig]]]) -> dict[str, float]:
     """Trains each ``(name, workdir, config)`` whose run has not finished (no ``metrics.json``),
-    in order; returns wall seconds per run trained now (a killed run resumes in its folder)."""
+    in order; returns wall seconds per run trained now (a killed run resumes in its folder).
+
+    A finished run is kept only if it was trained with the config asked for now: the same
+    ``--out`` with another preset or ``--set`` raises :class:`ConfigError` naming the run and
+    the settings, instead of mixing old runs into new tables."""
+    from imn.train.continuation import config_differences, describe_differences
+    from imn.train.run_folder import read_run_config
     from imn.train.trainer import train_and_evaluate
 
     seconds = {}
     for index, (name, workdir, config) in enumerate(runs, 1):
         if (workdir / "metrics.json").exists():
+            if differences := config_differences(read_run_config(workdir), config()):
+                raise ConfigError(f"run {workdir} was trained with another config "
+                                  f"({describe_differences(differences)}); choose another --out, "
+                                  "or delete the run to retrain it")
             continue
         logger.info("[%d/%d] training %s", index, len(runs), name)
         start = time.perf_counter()
@@ -195,16 +205,18 @@ def per_class_table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             finished = [m for s in study.seeds
                         if (m := _metrics(study.run_dir(out, task, variant, s))) is not None]
             per_class = [m["test"].get("per_class", {}) for m in finished]
-            if not per_class or len(per_class[0]) < 2:
+            names = list(dict.fromkeys(name for classes in per_class for name in classes))
+            if len(names) < 2:
                 continue
-            for name in per_class[0]:
+            for name in names:
                 values = [v for classes in per_class if name in classes
                           if (v := classes[name].get("auroc")) is not None and np.isfinite(v)]
                 mean, sd = _mean_sd(values)
                 rows.append({"task": task, "variant": variant, "class": name, "seeds": len(values),
                              "test_auroc_mean": mean, "test_auroc_sd": sd,
                              "test_auroc": f"{mean:.3f} ± {sd:.3f}",
-                             "test_positives": per_class[0][name].get("positives")})
+                             "test_positives": next(c[name].get("positives") for c in per_class
+                                                    if name in c)})
     return rows
 
 

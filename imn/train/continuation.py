@@ -71,6 +71,18 @@ def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, A
     return {} if old == new else {prefix.rstrip("."): (old, new)}
 
 
+def config_differences(recorded: TrainConfig, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Settings (dotted keys) in which ``config`` differs from a run's ``recorded`` one, with
+    both values. The data's folder is left out: it may move (``--allow-data-move``), and its
+    identity is checked elsewhere (:mod:`imn.train.run_folder`)."""
+    everything = _differences(json.loads(recorded.to_json()), json.loads(config.to_json()))
+    return {key: pair for key, pair in everything.items() if key != "data.root"}
+
+
+def describe_differences(differences: dict[str, tuple[Any, Any]]) -> str:
+    return "; ".join(f"{key} {a!r} then, {b!r} now" for key, (a, b) in differences.items())
+
+
 def _epochs_logged(workdir: Path) -> int:
     path = workdir / "metrics.jsonl"
     return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
@@ -87,16 +99,13 @@ def check_change(workdir: str | Path, config: TrainConfig, *,
     if not (workdir / "config.json").exists():
         return CapChange(workdir, config, "same")
     recorded = run_folder.read_run_config(workdir)
-    # The data's folder may move (--allow-data-move); its identity is checked elsewhere
-    # (imn.train.run_folder), so only what the training did is compared here.
-    everything = _differences(json.loads(recorded.to_json()), json.loads(config.to_json()))
-    differences = {key: pair for key, pair in everything.items() if key != "data.root"}
+    differences = config_differences(recorded, config)
     if not differences:
         return CapChange(workdir, config, "same")
     reasons = []
     other = {key: pair for key, pair in differences.items() if key != "epochs"}
     if other:
-        reasons.append("; ".join(f"{key} {a!r} then, {b!r} now" for key, (a, b) in other.items()))
+        reasons.append(describe_differences(other))
     epochs_run = _epochs_logged(workdir)
     if "epochs" in differences and config.epochs < epochs_run:
         reasons.append(f"it already ran {epochs_run} epochs, more than the new cap of "
