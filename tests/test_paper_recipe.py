@@ -60,6 +60,7 @@ def test_table_reads_an_undefined_auroc_as_nan(tmp_path):
     plan = make_plan("paper", "/d", models=("cnn2d",), protocols=("separate",))
     run = plan.run_dir(tmp_path, "separate", "cnn2d", 0)
     run.mkdir(parents=True)
+    (run / "config.json").write_text(plan.config("separate", "cnn2d", 0).to_json())
     (run / "metrics.json").write_text(json.dumps({
         "best_val_macro_auroc": 0.9, "best_epoch": 2, "epochs_run": 5, "stopped_early": True,
         "test": {"macro_auroc": 0.8, "macro_auroc_ci_low": None, "macro_auroc_ci_high": None,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from imn.reproduce.trainability import train_missing, write_record
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import PROTOCOLS
 from imn.train.presets import check_preset, imn_paper_recipe
-from imn.train.run_folder import read_history, read_provenance
+from imn.train.run_folder import read_history, read_metrics, read_provenance, read_run_config
 
 MODELS = ("imn_softmax", "cnn2d")
 TASK = "norm_vs_mi"
@@ -97,10 +96,6 @@ def train_all(plan: PaperRecipePlan, out: Path) -> dict[str, float]:
                            functools.partial(plan.config, p, m, s)) for p, m, s in plan.runs()])
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
@@ -122,10 +117,9 @@ def table_rows(plan: PaperRecipePlan, out: Path) -> list[dict[str, Any]]:
     rows = []
     for protocol, model, seed in plan.runs():
         workdir = plan.run_dir(out, protocol, model, seed)
-        metrics = _read_json(workdir / "metrics.json")
+        metrics = read_metrics(workdir)
         if metrics is None:
             continue
-        config = _read_json(workdir / "config.json") or {}
         test = metrics["test"]
         # metrics.json writes an undefined AUROC or interval (one label only, no bootstrap) as null
         auroc, low, high = (_number(test.get(key)) for key in
@@ -134,7 +128,7 @@ def table_rows(plan: PaperRecipePlan, out: Path) -> list[dict[str, Any]]:
         train_minutes = sum(h.get("epoch_seconds", 0.0) for h in read_history(workdir)) / 60
         rows.append({
             "model": model, "protocol": protocol, "protocol_label": protocol_label(protocol),
-            "seed": seed, "sampling_rate": config.get("data", {}).get("sampling_rate"),
+            "seed": seed, "sampling_rate": read_run_config(workdir).data.sampling_rate,
             "selection_auroc": _number(metrics.get("best_val_macro_auroc")),
             "reported_auroc": auroc, "reported_ci_low": low, "reported_ci_high": high,
             "reported_records": test["n_records"],

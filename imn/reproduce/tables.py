@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from imn.report import CI_SUFFIXES, NOTE_SUFFIX, curves_are_flat
-from imn.train.run_folder import read_history
+from imn.train.run_folder import read_history, read_metrics
 
 FAITHFULNESS_METRICS = (
     ("deletion_auc", "deletion AUC (lower better)"),
@@ -69,9 +69,8 @@ def _positives(summary: dict[str, Any]) -> str:
 def _finished_runs(runs: dict[tuple[str, str], Path]):
     """``(task, model, metrics)`` of every run with a ``metrics.json`` (its done marker)."""
     for (task, model), workdir in runs.items():
-        path = workdir / "metrics.json"
-        if path.exists():
-            yield task, model, json.loads(path.read_text())
+        if (metrics := read_metrics(workdir)) is not None:
+            yield task, model, metrics
 
 
 def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any]]:

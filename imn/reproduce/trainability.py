@@ -44,7 +44,7 @@ from imn.report import write_table
 from imn.train.config import TrainConfig, apply_overrides
 from imn.train.data import SYNTHETIC_TASK
 from imn.train.presets import check_preset, imn_paper_recipe
-from imn.train.run_folder import read_history
+from imn.train.run_folder import read_history, read_metrics
 
 logger = logging.getLogger("imn")
 
@@ -152,11 +152,6 @@ def train_all(study: Study, out: Path) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- read back
-def _metrics(workdir: Path) -> dict | None:
-    path = workdir / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if v is not None and np.isfinite(v)]
     if not values:
@@ -172,7 +167,7 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
     for task in study.tasks:
         for variant in study.variants:
             finished = [(s, m) for s in study.seeds
-                        if (m := _metrics(study.run_dir(out, task, variant, s))) is not None]
+                        if (m := read_metrics(study.run_dir(out, task, variant, s))) is not None]
             if not finished:
                 continue
             test_auroc = [m["test"]["macro_auroc"] for _, m in finished]
@@ -203,7 +198,7 @@ def per_class_table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
     for task in study.tasks:
         for variant in study.variants:
             finished = [m for s in study.seeds
-                        if (m := _metrics(study.run_dir(out, task, variant, s))) is not None]
+                        if (m := read_metrics(study.run_dir(out, task, variant, s))) is not None]
             per_class = [m["test"].get("per_class", {}) for m in finished]
             names = list(dict.fromkeys(name for classes in per_class for name in classes))
             if len(names) < 2:

@@ -83,11 +83,6 @@ def describe_differences(differences: dict[str, tuple[Any, Any]]) -> str:
     return "; ".join(f"{key} {a!r} then, {b!r} now" for key, (a, b) in differences.items())
 
 
-def _epochs_logged(workdir: Path) -> int:
-    path = workdir / "metrics.jsonl"
-    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
-
-
 def check_change(workdir: str | Path, config: TrainConfig, *,
                  epoch_free: bool = False) -> CapChange:
     """How the run in ``workdir`` can follow ``config``; reads only.
@@ -106,7 +101,7 @@ def check_change(workdir: str | Path, config: TrainConfig, *,
     other = {key: pair for key, pair in differences.items() if key != "epochs"}
     if other:
         reasons.append(describe_differences(other))
-    epochs_run = _epochs_logged(workdir)
+    epochs_run = len(run_folder.read_history(workdir))
     if "epochs" in differences and config.epochs < epochs_run:
         reasons.append(f"it already ran {epochs_run} epochs, more than the new cap of "
                        f"{config.epochs}")

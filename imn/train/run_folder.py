@@ -46,6 +46,13 @@ def read_history(workdir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_metrics(workdir: str | Path) -> dict[str, Any] | None:
+    """The run's ``metrics.json`` (validation and test summaries), ``None`` until training and
+    evaluation have finished: its presence is a run's done marker."""
+    path = Path(workdir) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def read_run_config(workdir: str | Path) -> TrainConfig:
     """The ``TrainConfig`` of an existing run folder, with errors that name the folder."""
     workdir = Path(workdir)
