@@ -120,6 +120,8 @@ def test_cpu_preset_trains_until_early_stopping_on_each_source(tmp_path):
     synthetic = make_plan("cpu", synthetic=True).config("imn", "synthetic")
     assert (ptbxl.epochs, ptbxl.patience, ptbxl.batch_size) == (25, 5, 32)
     assert (synthetic.epochs, synthetic.patience, synthetic.batch_size) == (30, 4, 32)
+    # On synthetic data a new best must beat the old by a margin (flat curves at lr 1e-5).
+    assert synthetic.min_improvement > 0 and ptbxl.min_improvement == 0
     assert ptbxl.patience < ptbxl.epochs // 2 and synthetic.patience < synthetic.epochs // 2
 
 

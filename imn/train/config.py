@@ -117,6 +117,10 @@ class TrainConfig:
     eval_batch_size: int = 256
     epochs: int = 100
     patience: int | None = 10  # early stopping on validation macro AUROC
+    # A new best (checkpoint kept, patience reset) must beat the best validation macro AUROC
+    # by more than this. 0 counts any rise; a small margin (1e-3) stops a run whose curve has
+    # gone flat at a low learning rate instead of letting fourth-decimal noise reach the cap.
+    min_improvement: float = 0.0
     seed: int = 0
     # 'bfloat16': mixed precision (imn.train.steps.make_steps), for GPUs/TPUs; float32 is the
     # faster one on the CPU (XLA's CPU backend runs bf16 convolutions in float32; README).

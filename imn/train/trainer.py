@@ -151,6 +151,9 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     and the model was built, so a command with a bad argument leaves no run folder behind.
     """
     workdir = Path(workdir)
+    if not (config.min_improvement >= 0):
+        raise ConfigError(f"min_improvement must be >= 0 (a margin of validation macro AUROC), "
+                          f"got {config.min_improvement}")
     if config.attention.stage not in (1, 2):
         raise ConfigError(f"attention.stage must be 1 or 2, got {config.attention.stage}")
     if config.attention.stage == 2 and not config.attention.init_from:
@@ -351,7 +354,7 @@ def _epochs(run: Run, state: TrainState, meta: dict, history: list[dict], histor
 
         val_scores = predict(run, state, run.data.validation.signals)
         val_auroc = metrics.macro_auroc(run.data.validation.labels, val_scores)
-        improved = bool(np.isfinite(val_auroc) and val_auroc > meta["best_score"])
+        improved = is_new_best(val_auroc, meta["best_score"], config.min_improvement)
         meta = {
             "epoch": epoch,
             "best_score": float(val_auroc) if improved else meta["best_score"],
@@ -384,6 +387,12 @@ def _epochs(run: Run, state: TrainState, meta: dict, history: list[dict], histor
         if meta["stopped"]:
             logger.info("early stopping: no improvement for %d epochs", config.patience)
     return state
+
+
+def is_new_best(score: float, best: float, min_improvement: float = 0.0) -> bool:
+    """Whether a validation ``score`` is a new best: finite and above ``best`` by more than
+    ``min_improvement`` (``best`` is -inf before the first epoch)."""
+    return bool(np.isfinite(score) and score > best + min_improvement)
 
 
 def _stopped_early(history_path: Path, config: TrainConfig) -> bool:

@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 from imn.train.config import load_config
-from imn.train.trainer import TrainingDivergedError, evaluate_workdir, train_and_evaluate
+from imn.errors import ConfigError
+from imn.train.config import TrainConfig
+from imn.train.trainer import (TrainingDivergedError, evaluate_workdir, is_new_best,
+                               train_and_evaluate)
 
 REPO = Path(__file__).resolve().parents[2]
 IMN_CONFIG = f"{REPO / 'configs/imn.py'}:tiny"
@@ -76,6 +79,28 @@ def test_a_workdir_refuses_a_different_config(tmp_path):
 def test_nan_loss_is_a_clear_error(tmp_path):
     with pytest.raises(TrainingDivergedError, match="loss became"):
         train_and_evaluate(tiny("optim.learning_rate=1e30", "optim.schedule=constant"), tmp_path)
+
+
+def test_a_new_best_must_beat_the_old_one_by_the_margin():
+    assert is_new_best(0.5, -np.inf) and is_new_best(0.5, -np.inf, 1e-3)
+    assert is_new_best(0.8005, 0.8) and not is_new_best(0.8005, 0.8, 1e-3)
+    assert is_new_best(0.802, 0.8, 1e-3)
+    assert not is_new_best(float("nan"), -np.inf) and not is_new_best(0.8, 0.8)
+
+
+def test_a_margin_no_epoch_can_beat_stops_the_run_after_patience_epochs(tmp_path):
+    summary = train_and_evaluate(tiny("epochs=5", "patience=2", "min_improvement=1.0"), tmp_path)
+    lines = history(tmp_path)
+    assert len(lines) == 3 and summary["stopped_early"] and summary["best_epoch"] == 0
+    assert {line["best_val_macro_auroc"] for line in lines} == {lines[0]["val_macro_auroc"]}
+    with pytest.raises(ConfigError, match="min_improvement must be >= 0"):
+        train_and_evaluate(tiny("min_improvement=-0.1"), tmp_path / "negative")
+
+
+def test_a_config_written_before_min_improvement_existed_reads_as_no_margin():
+    recorded = json.loads(TrainConfig().to_json())
+    del recorded["min_improvement"]
+    assert TrainConfig.from_dict(recorded).min_improvement == 0.0
 
 
 def _train_command(workdir: Path, *overrides: str) -> list[str]:
