@@ -26,6 +26,9 @@ def curves_are_flat(curves: Any, tolerance: float = FLAT_TOLERANCE) -> bool:
 
 # Suffix of a row key holding a footnote marker for a cell: row["deletion_auc_note"] = "a".
 NOTE_SUFFIX = "_note"
+# Suffix of a row key holding on how many of the row's ``n`` items a metric was defined
+# (finite); a cell whose count falls short of ``n`` says so: "0.42 [0.30, 0.51] (41 of 50)".
+DEFINED_SUFFIX = "_n_defined"
 
 
 def _number(value: float, fmt: str | None = None) -> str:
@@ -63,6 +66,9 @@ def format_cell(row: dict[str, Any], key: str, fmt: str | None = None) -> str:
         low, high = row.get(key + CI_SUFFIXES[0]), row.get(key + CI_SUFFIXES[1])
         if isinstance(low, float) and isinstance(high, float) and not math.isnan(value):
             text += f" [{_number(low, fmt)}, {_number(high, fmt)}]"
+        defined, total = row.get(key + DEFINED_SUFFIX), row.get("n")
+        if not math.isnan(value) and defined is not None and total is not None and defined < total:
+            text += f" ({int(defined)} of {int(total)})"
         return text
     return "" if value is None else str(value)
 

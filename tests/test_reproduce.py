@@ -361,6 +361,28 @@ def test_degenerate_faithfulness_cells_are_na_with_a_footnote(tmp_path):
     assert "| imn | imn | 3 | 0.500 [0.400, 0.600] |" in text  # deletion AUC kept
 
 
+def test_a_metric_undefined_on_some_ecgs_says_on_how_many_its_mean_is(tmp_path):
+    """A correlation with a constant map is undefined (NaN) on that ECG: the cell keeps the
+    mean over the others and says "(k of n)", and the caption explains it."""
+    from imn.explain.run import method_row
+    from imn.report import write_table
+    from imn.reproduce import tables
+
+    values = np.array([0.2, np.nan, 0.4])
+    source = method_row("gradcam", 3, 0.1, {key: np.full(3, 0.5) for key, _ in
+                                            tables.FAITHFULNESS_METRICS[:-1]}
+                        | {"randomization_similarity": values})
+    assert source["randomization_similarity_n_defined"] == 2 and source["deletion_auc_n_defined"] == 3
+    np.testing.assert_allclose(source["randomization_similarity"], 0.3)
+    folder = _faithfulness_run(tmp_path / "cnn2d", [source], {})
+    rows = tables.faithfulness_rows({"cnn2d": folder})
+    written = write_table(rows, tmp_path / "table", tables.metric_columns(tables.FAITHFULNESS_METRICS),
+                          caption=tables.faithfulness_caption("t", {"cnn2d": folder}, "predicted", rows))
+    text = written[1].read_text()
+    assert "0.300 [0.200, 0.400] (2 of 3)" in text and "(k of n)" in text
+    assert "0.500 [0.500, 0.500] (" not in text, "a fully defined cell has no count"
+
+
 def test_randomisation_column_is_the_absolute_correlation_with_its_interval():
     from imn.reproduce.tables import abs_interval
 

@@ -25,7 +25,7 @@ from imn.errors import UserError
 from imn.explain.api import METHODS, attribute
 from imn.explain.binary import two_class_view
 from imn.explain.model_fns import predict_fn as make_predict_fn
-from imn.report import CI_SUFFIXES, write_table
+from imn.report import CI_SUFFIXES, DEFINED_SUFFIX, write_table
 from imn.train.metrics import bootstrap_indices, percentile_interval
 from imn.train.steps import merge_eval_model
 from imn.train.run_folder import config_with_data, read_run_config
@@ -294,17 +294,21 @@ def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarr
     row: dict[str, Any] = {"method": method, **extra, "n": int(keep.sum())}
     for name, values in scores.items():
         row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values[keep])
+        row[name + DEFINED_SUFFIX] = int(np.isfinite(values[keep]).sum())
     return row
 
 
 def method_row(method: str, n: int, seconds: float, scores: dict[str, np.ndarray]) -> dict[str, Any]:
     """One row of a faithfulness table: the method, its ``n`` ECGs, explanation ms per ECG
-    (``seconds`` for all of them) and the mean and bootstrap CI of every per-ECG score; with
-    localisation scores also ``n_with_evidence``, the ECGs whose explained class has a mask
-    (localisation is undefined, NaN, elsewhere)."""
+    (``seconds`` for all of them) and the mean and bootstrap CI of every per-ECG score over
+    the ECGs where it is defined (finite), with their count as ``{score}_n_defined`` (a
+    correlation with a constant map is undefined); with localisation scores also
+    ``n_with_evidence``, the ECGs whose explained class has a local mask (localisation is
+    undefined, NaN, elsewhere)."""
     row: dict[str, Any] = {"method": method, "n": n, "explain_ms_per_ecg": 1e3 * seconds / n}
     for name, values in scores.items():
         row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
+        row[name + DEFINED_SUFFIX] = int(np.isfinite(np.asarray(values, np.float64)).sum())
     if "mask_auroc" in scores:
         row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
     return row

@@ -2,8 +2,10 @@
 
 On synthetic ECGs the generator knows where the class evidence is: ``mask (B, L, C)`` bool is
 True on the samples that carry the target class's evidence. Every function here scores each
-ECG separately and returns ``(B,)`` float32; a record with an empty mask returns NaN (there
-is nothing to localise), so average with ``jnp.nanmean``.
+ECG separately and returns ``(B,)`` float32. A record whose mask is empty or covers the whole
+record returns NaN (there is nothing to localise, or every map "hits"), and so does a record
+whose attribution is not finite (a broken map is not scored as a miss); average with
+``jnp.nanmean`` and report how many records were scored.
 
 Relevance conventions:
 
@@ -46,8 +48,13 @@ def _flat(a: jax.Array) -> jax.Array:
     return a.reshape(a.shape[0], -1)
 
 
-def _nan_if_empty(values: jax.Array, mask: jax.Array) -> jax.Array:
-    return jnp.where(jnp.any(_flat(mask), axis=1), values, jnp.nan)
+def _nan_if_undefined(values: jax.Array, attribution: jax.Array, mask: jax.Array) -> jax.Array:
+    """``values`` where localisation is defined: the mask neither empty nor the whole record,
+    and the attribution finite; NaN elsewhere."""
+    flat_mask = _flat(mask)
+    local = jnp.any(flat_mask, axis=1) & ~jnp.all(flat_mask, axis=1)
+    finite = jnp.all(jnp.isfinite(_flat(attribution)), axis=1)
+    return jnp.where(local & finite, values, jnp.nan)
 
 
 def dilate_time(mask: jax.Array, tolerance: int) -> jax.Array:
@@ -71,7 +78,7 @@ def _pointing_game(attribution, mask, *, absolute, tolerance):
     # Ties at the maximum share the credit; no positive relevance points nowhere (a miss).
     hit = jnp.sum(at_peak & target_area, axis=1) / jnp.sum(at_peak, axis=1)
     hit = jnp.where(peak[:, 0] > 0, hit, 0.0)
-    return _nan_if_empty(hit.astype(jnp.float32), mask)
+    return _nan_if_undefined(hit.astype(jnp.float32), attribution, mask)
 
 
 def pointing_game(attribution, mask, *, absolute: bool = False, tolerance: int = 0):
@@ -80,7 +87,7 @@ def pointing_game(attribution, mask, *, absolute: bool = False, tolerance: int =
 
     If several samples share the maximum, the score is the fraction of them that hit.
     A record without positive relevance (``max <= 0``; all zero with ``absolute=True``)
-    scores 0. Returns ``(B,)`` float32, NaN for an empty mask.
+    scores 0. Returns ``(B,)`` float32, NaN where undefined (module docstring).
     """
     attribution, mask = _check(attribution, mask)
     if int(tolerance) < 0:
@@ -94,7 +101,7 @@ def _relevance_mass_accuracy(attribution, mask, *, absolute):
     total = jnp.sum(relevance, axis=1)
     inside = jnp.sum(jnp.where(_flat(mask), relevance, 0.0), axis=1)
     accuracy = jnp.where(total > 0, inside / jnp.where(total > 0, total, 1.0), 0.0)
-    return _nan_if_empty(accuracy, mask)
+    return _nan_if_undefined(accuracy, attribution, mask)
 
 
 def relevance_mass_accuracy(attribution, mask, *, absolute: bool = False):
@@ -102,7 +109,7 @@ def relevance_mass_accuracy(attribution, mask, *, absolute: bool = False):
     positive relevance inside the mask / total positive relevance (``|a|`` with
     ``absolute=True``). A record with no positive relevance scores 0.
 
-    Returns ``(B,)`` float32 in ``[0, 1]``, NaN for an empty mask.
+    Returns ``(B,)`` float32 in ``[0, 1]``, NaN where undefined (module docstring).
     """
     attribution, mask = _check(attribution, mask)
     return _relevance_mass_accuracy(attribution, mask, absolute=bool(absolute))
@@ -110,9 +117,11 @@ def relevance_mass_accuracy(attribution, mask, *, absolute: bool = False):
 
 @partial(jax.jit, static_argnames=("absolute",))
 def _relevance_rank_accuracy(attribution, mask, *, absolute):
-    relevance = _flat(jnp.abs(attribution) if absolute else attribution)
-    mask = _flat(mask)
-    size = jnp.sum(mask, axis=1)  # K = |mask|
+    # Only positive relevance is evidence for the class (as in the mass accuracy): negative
+    # values rank with the zeros, tied below every positive one.
+    relevance = _flat(jnp.abs(attribution) if absolute else jnp.maximum(attribution, 0.0))
+    flat_mask = _flat(mask)
+    size = jnp.sum(flat_mask, axis=1)  # K = |mask|
     ordered = -jnp.sort(-relevance, axis=1)
     # The K-th largest value decides: everything above it is in the top K, and the features
     # equal to it share the remaining K - n_above places.
@@ -120,17 +129,18 @@ def _relevance_rank_accuracy(attribution, mask, *, absolute):
     above = relevance > kth
     equal = relevance == kth
     share = (size - jnp.sum(above, axis=1)) / jnp.maximum(jnp.sum(equal, axis=1), 1)
-    hits = jnp.sum(above & mask, axis=1) + share * jnp.sum(equal & mask, axis=1)
+    hits = jnp.sum(above & flat_mask, axis=1) + share * jnp.sum(equal & flat_mask, axis=1)
     accuracy = (hits / jnp.maximum(size, 1)).astype(jnp.float32)
-    return jnp.where(size > 0, accuracy, jnp.nan)
+    return _nan_if_undefined(accuracy, attribution, mask)
 
 
 def relevance_rank_accuracy(attribution, mask, *, absolute: bool = False):
     """Relevance rank accuracy (Arras et al. 2022), per ECG: with ``K = |mask|``, the
-    fraction of the ``K`` most relevant samples that lie in the mask. Features tied at the
-    ``K``-th value share the remaining places equally.
+    fraction of the ``K`` most relevant samples that lie in the mask. Relevance is the
+    positive part ``max(a, 0)`` (``|a|`` with ``absolute=True``); features tied at the
+    ``K``-th value, the zeros included, share the remaining places equally.
 
-    Returns ``(B,)`` float32 in ``[0, 1]``, NaN for an empty mask.
+    Returns ``(B,)`` float32 in ``[0, 1]``, NaN where undefined (module docstring).
     """
     attribution, mask = _check(attribution, mask)
     return _relevance_rank_accuracy(attribution, mask, absolute=bool(absolute))
@@ -169,7 +179,7 @@ def _mask_auroc(attribution, mask, *, absolute):
         return jnp.sum(jnp.where(m, per_positive, 0.0))
 
     area = jax.vmap(one)(score, mask, n_neg) / jnp.maximum(n_pos, 1)
-    return jnp.where((n_pos > 0) & (n_neg > 0), area, jnp.nan)
+    return _nan_if_undefined(area, attribution, mask.reshape(attribution.shape))
 
 
 def mask_auroc(attribution, mask, *, absolute: bool = True):
@@ -180,8 +190,7 @@ def mask_auroc(attribution, mask, *, absolute: bool = True):
     relevance)``). Relevance is ``|a|`` by default (a threshold-free "does it look at the
     right place"), or the positive part ``max(a, 0)`` with ``absolute=False``.
 
-    Returns ``(B,)`` float32 in ``[0, 1]``; NaN for an empty mask or a mask covering every
-    sample.
+    Returns ``(B,)`` float32 in ``[0, 1]``, NaN where undefined (module docstring).
     """
     attribution, mask = _check(attribution, mask)
     return _mask_auroc(attribution, mask, absolute=bool(absolute))

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from imn.report import CI_SUFFIXES, NOTE_SUFFIX, curves_are_flat
+from imn.report import CI_SUFFIXES, DEFINED_SUFFIX, NOTE_SUFFIX, curves_are_flat
 from imn.train.run_folder import read_history, read_metrics
 
 FAITHFULNESS_METRICS = (
@@ -212,6 +212,7 @@ def method_rows(runs: dict[str, Path], metrics: tuple[tuple[str, str], ...]) -> 
             for key, _ in metrics:
                 for suffix in ("", *CI_SUFFIXES):
                     row[key + suffix] = float(source.get(key + suffix, float("nan")))
+                _copy_defined_count(row, source, key)
             rows.append(row)
     return rows
 
@@ -305,6 +306,8 @@ def faithfulness_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
                                         row["randomization_similarity_ci_high"])
         row.update(randomization_abs=value, randomization_abs_ci_low=low,
                    randomization_abs_ci_high=high)
+        if "randomization_similarity" + DEFINED_SUFFIX in row:
+            row["randomization_abs" + DEFINED_SUFFIX] = row["randomization_similarity" + DEFINED_SUFFIX]
         table = _faithfulness_table(runs[row["model"]]) or {}
         skipped = tuple(table.get("sensitivity_skip", ()))
         # The randomisation column is shown as |rho| (randomization_abs).
@@ -343,14 +346,24 @@ def faithfulness_caption(task: str, runs: dict[str, Path], targets: str, rows: l
     if saturation:
         text += (" ECGs with saturated outputs (every p within 1e-4 of 0 or 1): "
                  + ", ".join(saturation) + ".")
-    return text
+    return text + _partly_defined_clause(rows)
+
+
+def _partly_defined_clause(rows: list[dict[str, Any]]) -> str:
+    """A sentence for the caption when some cell averages fewer ECGs than its row's n."""
+    short = any(key.endswith(DEFINED_SUFFIX) and value < row.get("n", value)
+                for row in rows for key, value in row.items())
+    return (" A cell marked (k of n) is the mean over the k ECGs where the metric is defined "
+            "(a correlation with a constant map or output, or a non-finite map, is not)."
+            if short else "")
 
 
 def localisation_caption(task: str, targets: str, rows: list[dict[str, Any]]) -> str:
     sizes = sorted({int(row["n"]) for row in rows})
     return (f"Task {task}, test split, n = {'/'.join(map(str, sizes)) or '?'} ECGs with a local "
             f"evidence mask; explained class: {_POLICY.get(targets, targets)}; cells: mean over "
-            "ECGs [95% percentile bootstrap CI, 1000 resamples of the ECGs]; higher is better.")
+            "ECGs [95% percentile bootstrap CI, 1000 resamples of the ECGs]; higher is better."
+            + _partly_defined_clause(rows))
 
 
 def classification_caption(rows: list[dict[str, Any]], bootstrap_samples: int) -> str:
@@ -388,7 +401,14 @@ def _localisation_copy(model: str, source: dict[str, Any], **extra: Any) -> dict
     for key, _ in LOCALISATION_METRICS:
         for suffix in ("", *CI_SUFFIXES):
             row[key + suffix] = float(source.get(key + suffix, float("nan")))
+        _copy_defined_count(row, source, key)
     return row
+
+
+def _copy_defined_count(row: dict[str, Any], source: dict[str, Any], key: str) -> None:
+    """On how many ECGs ``key`` was defined, where the run recorded it (older runs did not)."""
+    if key + DEFINED_SUFFIX in source:
+        row[key + DEFINED_SUFFIX] = int(source[key + DEFINED_SUFFIX])
 
 
 def metric_columns(metrics: tuple[tuple[str, str], ...], by_finding: bool = False) -> list[tuple[str, str]]:

@@ -68,10 +68,34 @@ def test_relevance_rank_accuracy(tiny):
     got = np.asarray(relevance_rank_accuracy(a, m))
     # 0: K = 2, top two 0.9 (in) and 0.5 (out). 2: all 8 tie, K = 2: each gets 2/8 of a
     # place, 2 mask samples -> 2 * 0.25 / 2. 3: K = 1, the 0.7 tie shares one place: 1/2.
-    # 4: K = 2, the top two are the -0.1 tie at (2, 0) and (3, 1), both outside the mask.
-    np.testing.assert_allclose(got, [0.5, np.nan, 0.25, 0.5, 0.0], rtol=1e-6)
+    # 4: no positive relevance: like the all-zero record 2, every sample ties: 0.25.
+    np.testing.assert_allclose(got, [0.5, np.nan, 0.25, 0.5, 0.25], rtol=1e-6)
     got_abs = np.asarray(relevance_rank_accuracy(a, m, absolute=True))
     np.testing.assert_allclose(got_abs[0], 0.5, rtol=1e-6)  # 1.0 (out), 0.9 (in)
+
+
+def test_rank_accuracy_counts_only_positive_relevance_as_evidence():
+    # Strongly negative everywhere, least negative on the mask: no evidence *for* the class,
+    # so the top K is a tie of zeros (chance, K / F), not the mask (1.0).
+    a = -np.ones((1, 10, 2), np.float32)
+    m = np.zeros(a.shape, bool)
+    m[0, 2:4, 0] = True
+    a[m] = -0.01
+    np.testing.assert_allclose(np.asarray(relevance_rank_accuracy(a, m)), [2 / 20], rtol=1e-6)
+    assert float(np.asarray(pointing_game(a, m))[0]) == 0.0
+    assert float(np.asarray(relevance_mass_accuracy(a, m))[0]) == 0.0
+
+
+@pytest.mark.parametrize("metric", [pointing_game, relevance_mass_accuracy,
+                                    relevance_rank_accuracy, mask_auroc])
+def test_every_metric_is_undefined_for_a_full_mask_or_a_broken_map(tiny, metric):
+    a, m = tiny
+    full = np.ones_like(m[:2])
+    assert np.isnan(np.asarray(metric(a[:2], full))).all(), "a mask covering the record: any map hits"
+    broken = a[[0, 0]].copy()
+    broken[1, 3, 0] = np.nan
+    got = np.asarray(metric(broken, m[[0, 0]]))
+    assert np.isfinite(got[0]) and np.isnan(got[1]), "a NaN in the map is not scored as a miss"
 
 
 def test_mask_auroc_hand_values(tiny):
