@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,11 @@ def test_bad_input_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
     assert err.startswith("imn: error:") and "missing" in err
     with pytest.raises(SystemExit):
         main(["data", "plot"])  # argparse: the folder is required
+
+
+def test_an_unknown_model_name_in_a_config_is_a_one_line_error(tmp_path, capsys):
+    config = f"{Path(__file__).resolve().parents[1] / 'configs/imn.py'}:tiny"
+    assert main(["train", "--config", config, "--workdir", str(tmp_path / "run"),
+                 "--set", "data.source=synthetic", "--set", "model.name=imnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imn: error: unknown model 'imnx'") and "Traceback" not in err

@@ -155,8 +155,9 @@ def read_wfdb(record_path: str | os.PathLike, grid: Conform, where: str) -> np.n
     header's names and converted from the header's units.
 
     Raises ``EcgDataError`` starting with ``where`` for a missing or unreadable file (with the
-    size mismatch when a 16-bit signal file is truncated), unknown units, a wrong shape, and
-    everything :func:`conform_signal` checks.
+    size mismatch when a 16-bit signal file is truncated), a missing or zero ADC gain, unknown
+    units, a wrong shape, and everything
+    :func:`conform_signal` checks.
     """
     import wfdb
 
@@ -167,8 +168,11 @@ def read_wfdb(record_path: str | os.PathLike, grid: Conform, where: str) -> np.n
     except Exception as err:  # noqa: BLE001 (wfdb raises bare ValueErrors etc. on corrupt files)
         raise EcgDataError(f"{where}: wfdb cannot read it: {explain_wfdb_failure(record_path, err)}") \
             from None
-    signal = record.p_signal
     names = list(record.sig_name or [])
+    problem = header_gain_problem(record_path, names)
+    if problem:
+        raise EcgDataError(f"{where}: {problem}")
+    signal = record.p_signal
     if signal is None or signal.ndim != 2 or signal.shape[1] != len(names):
         shape = None if signal is None else signal.shape
         raise EcgDataError(f"{where}: signal has shape {shape} for {len(names)} header leads")
@@ -180,12 +184,46 @@ def read_wfdb(record_path: str | os.PathLike, grid: Conform, where: str) -> np.n
     return conform_signal(signal * scale, float(record.fs), names, grid, where)
 
 
+def _header_lines(record_path: str | os.PathLike) -> list[str]:
+    """The record line and signal lines of ``record_path.hea`` (comments and blanks left out)."""
+    text = Path(f"{os.fspath(record_path)}.hea").read_text(errors="replace")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def header_gain_problem(record_path: str | os.PathLike, lead_names: Sequence[str]) -> str | None:
+    """What is wrong with the ADC gains the header declares, or None. wfdb replaces a gain
+    that is missing, 0 or not a number by its default of 200 without a word, which scales the
+    signal wrongly, so the header's own fields are read here."""
+    signal_lines = _header_lines(record_path)[1:1 + len(lead_names)]
+    for name, line in zip(lead_names, signal_lines):
+        fields = line.split()
+        declared = fields[2].split("(")[0].split("/")[0] if len(fields) > 2 else ""
+        try:
+            gain = float(declared)
+        except ValueError:
+            gain = 0.0
+        if not np.isfinite(gain) or gain == 0:
+            shown = fields[2] if len(fields) > 2 else "no gain field"
+            return f"lead {name} has no valid ADC gain ({shown!r}; wfdb would assume 200)"
+    return None
+
+
 def explain_wfdb_failure(record_path: str | os.PathLike, err: Exception) -> str:
     """A clearer reason than wfdb's ("cannot reshape array", "Samples were not loaded
     correctly") where one is found: a 16-bit signal file whose size does not match the
     header's length. Otherwise wfdb's own error."""
     import wfdb
 
+    try:
+        lines = _header_lines(record_path)
+        if not lines:
+            return f"header {os.fspath(record_path)}.hea is empty"
+        declared = int(lines[0].split()[1]) if len(lines[0].split()) > 1 else 0
+        if len(lines) - 1 < declared:
+            return (f"header {os.fspath(record_path)}.hea declares {declared} signals but has "
+                    f"{len(lines) - 1} signal line(s)")
+    except Exception:  # noqa: BLE001, S110 (a header this broken: wfdb's error below)
+        pass
     try:
         info = wfdb.rdheader(os.fspath(record_path))
         files = set(info.file_name or [])

@@ -56,7 +56,7 @@ import wfdb
 from tqdm.auto import tqdm
 
 from imn.data.cache_build import build_lock, no_space, remove_stale_partials, reserve
-from imn.data.conform import explain_wfdb_failure, multi_hot
+from imn.data.conform import explain_wfdb_failure, header_gain_problem, multi_hot
 from imn.data.dataset import (
     LEADS,
     NUM_LEADS,
@@ -168,6 +168,7 @@ def load_ptbxl(
 
     database = read_database(root, sampling_rate)
     statements = read_statements(root)
+    _check_record_folders(root, database[_FILENAME_COLUMN[sampling_rate]], sampling_rate)
     if ecg_ids is not None:
         wanted = np.unique(np.asarray(ecg_ids, dtype=np.int64))
         unknown = np.setdiff1d(wanted, database.index.to_numpy())
@@ -179,6 +180,7 @@ def load_ptbxl(
     else:
         selection = database
 
+    _check_statement_codes(selection["scp_codes"], statements, root)
     label_sets = task_label_sets(selection["scp_codes"], statements, task)
     if task in BINARY_TASKS:
         member = binary_task_members(selection["scp_codes"], statements, task)
@@ -226,6 +228,11 @@ def load_ptbxl(
         kept = kept[has_label]
         kept_labels = [s for s, h in zip(kept_labels, has_label) if h]
 
+    if not len(kept):
+        raise EcgDataError(
+            f"no readable record of {root} carries a label of task {task!r} at {sampling_rate} Hz"
+            + (f" among the {len(selection)} ecg_ids asked for" if ecg_ids is not None else "")
+            + (f" (min_count {min_count})" if task not in BINARY_TASKS else ""))
     labels = multi_hot(kept_labels, classes)
     rows = table.rows(kept.index.to_numpy())
     signals = table.physical(rows)
@@ -258,12 +265,16 @@ def read_database(root: str | os.PathLike, sampling_rate: int = 100) -> pd.DataF
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise EcgDataError(f"{path} lacks the column(s) {missing}")
+    frame = _numeric_columns(frame, path)
     if frame.index.has_duplicates:
         dups = frame.index[frame.index.duplicated()].unique()[:10].tolist()
         raise EcgDataError(f"{path} lists some ecg_id more than once: {dups}")
     if frame["strat_fold"].isna().any():
         ids = frame.index[frame["strat_fold"].isna()][:10].tolist()
         raise EcgDataError(f"{path}: strat_fold is missing for ecg_id {ids}")
+    _check_values(frame, "strat_fold", lambda v: (v == np.round(v)) & (v >= 1) & (v <= 10),
+                  "an integer 1-10", path)
+    _check_values(frame, "sex", lambda v: v.isna() | v.isin([0, 1]), "0, 1 or empty", path)
 
     def parse(ecg_id: int, text: object) -> dict[str, float]:
         try:
@@ -278,6 +289,34 @@ def read_database(root: str | os.PathLike, sampling_rate: int = 100) -> pd.DataF
     frame.index = frame.index.astype(np.int64)
     frame["scp_codes"] = [parse(i, t) for i, t in zip(frame.index, frame["scp_codes"])]
     return frame
+
+
+def _numeric_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``ecg_id`` and the numeric metadata columns as numbers; a cell that is not a number
+    (an empty cell is a missing value, allowed except in ``ecg_id``) is an error naming it."""
+    ids = pd.to_numeric(pd.Series(frame.index, dtype=object), errors="coerce")
+    if ids.isna().any() or (ids != np.round(ids)).any():
+        bad = frame.index[(ids.isna() | (ids != np.round(ids))).to_numpy()][:10].tolist()
+        raise EcgDataError(f"{path}: ecg_id must be an integer; found {bad}")
+    frame = frame.copy()
+    frame.index = pd.Index(ids.to_numpy(), name=frame.index.name)
+    for column in ("strat_fold", "patient_id", "age", "sex"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        broken = values.isna() & frame[column].notna()
+        if broken.any():
+            examples = ", ".join(f"ecg_id {i}: {v!r}" for i, v in
+                                 frame.loc[broken, column].head(5).items())
+            raise EcgDataError(f"{path}: column {column} must be numeric; found {examples}")
+        frame[column] = values
+    return frame
+
+
+def _check_values(frame: pd.DataFrame, column: str, valid, expected: str, path: Path) -> None:
+    bad = frame.loc[~valid(frame[column]), column]
+    if len(bad):
+        examples = ", ".join(f"ecg_id {i}: {v}" for i, v in bad.head(5).items())
+        raise EcgDataError(f"{path}: {column} must be {expected}; found {examples}"
+                           + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
 
 
 def read_statements(root: str | os.PathLike) -> pd.DataFrame:
@@ -346,6 +385,30 @@ def binary_task_members(
     return np.array([("NORM" in s) != (target in s) for s in supers], dtype=bool)
 
 
+def _check_record_folders(root: Path, filenames: pd.Series, sampling_rate: int) -> None:
+    """The top folders the records of this rate live in (``records100/``, ``records500/``)
+    must exist: a download of one rate only should say so, not list every record as missing."""
+    tops = sorted({str(name).split("/")[0] for name in filenames.dropna()})
+    absent = [top for top in tops if not (root / top).is_dir()]
+    if absent:
+        raise EcgDataError(f"no {', '.join(t + '/' for t in absent)} folder under {root}: the "
+                           f"{sampling_rate} Hz records are not there (`imn data download ptb-xl --dest "
+                           f"{root} --sampling-rate {sampling_rate}` fetches them)")
+
+
+def _check_statement_codes(scp_codes: pd.Series, statements: pd.DataFrame, root: Path) -> None:
+    """Every statement a record carries must be in ``scp_statements.csv``: an unknown one
+    would be dropped from the diagnostic tasks and become a class of its own in ``all``."""
+    known = set(map(str, statements.index))
+    unknown = [(ecg_id, sorted(set(codes) - known)) for ecg_id, codes in scp_codes.items()
+               if not set(codes) <= known]
+    if unknown:
+        listing = "; ".join(f"ecg_id {i}: {codes}" for i, codes in unknown[:5])
+        more = f" and {len(unknown) - 5} more records" if len(unknown) > 5 else ""
+        raise EcgDataError(f"{root / DATABASE_CSV}: statement(s) not in "
+                           f"{root / STATEMENTS_CSV}: {listing}{more}")
+
+
 def _frequent_classes(label_sets: Sequence[frozenset[str]], min_count: int) -> tuple[str, ...]:
     counts: dict[str, int] = {}
     for labels in label_sets:
@@ -396,6 +459,12 @@ def _read_record(root: str, relative_path: str, sampling_rate: int, ecg_id: int)
         raise _RecordError(
             f"{where}: header has {len(names)} leads {names}; expected the 12 leads {list(LEADS)}"
         )
+    problem = header_gain_problem(record_path, names)
+    if problem:
+        raise _RecordError(f"{where}: {problem}")
+    units = [str(u or "").strip() for u in (record.units or [""] * NUM_LEADS)]
+    if any(u != "mV" for u in units):
+        raise _RecordError(f"{where}: header units {units}; expected mV for every lead")
     if not math.isclose(float(record.fs), sampling_rate):
         raise _RecordError(
             f"{where}: header sampling rate is {record.fs} Hz; expected {sampling_rate} Hz"
@@ -647,9 +716,16 @@ def _open_cache(folder: Path, fingerprint: dict[str, object], sampling_rate: int
         logger.warning("ignoring unreadable PTB-XL cache %s: %s", folder, err)
         return None
     length = RECORD_SECONDS * sampling_rate
-    if (digital.shape != (len(ecg_ids), length, NUM_LEADS)
+    per_lead = (len(ecg_ids), NUM_LEADS)
+    if (digital.shape != (len(ecg_ids), length, NUM_LEADS) or digital.dtype != np.int16
+            or gain.shape != per_lead or baseline.shape != per_lead
             or not np.array_equal(ecg_ids, database.index.to_numpy())):
         logger.warning("ignoring inconsistent PTB-XL cache %s", folder)
+        return None
+    # Every record read without error has a finite, non-zero gain per lead (checked when it
+    # was read); anything else is a damaged cache, which would give inf / NaN signals.
+    if not (np.isfinite(gain).all() and (gain != 0).all()):
+        logger.warning("ignoring PTB-XL cache %s: its gain.npy holds zero or non-finite gains", folder)
         return None
     return _SignalTable(ecg_ids, digital, gain, baseline, errors, cache_folder=folder)
 

@@ -15,6 +15,8 @@ from typing import Any
 import jax
 from flax import nnx
 
+from imn.errors import ConfigError
+
 DEFAULT_SECONDS = 10.0
 
 # Models built on the IMN encoder pool time twice by 2.
@@ -104,7 +106,7 @@ def construct(name: str, num_classes: int, rngs: nnx.Rngs, input_length: int,
     code that builds models inside its own traced function (e.g. many seeds under one
     ``jax.jit``, :mod:`imn.models.diagnostics`)."""
     if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
     return _BUILDERS[name](num_classes, rngs, input_length, **overrides)
 
 
@@ -130,10 +132,11 @@ def create_model(
     Returns:
       The model in training mode (``model.eval()`` switches BatchNorm/dropout off).
     Raises:
-      ValueError: for an unknown name (listing the known ones) or an unusable length.
+      ConfigError (a ValueError): for an unknown name, listing the known ones; ValueError:
+        for an unusable length.
     """
     if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
     if input_length is None:
         input_length = int(round(DEFAULT_SECONDS * sampling_rate))
     if name in _IMN_FAMILY and input_length % 4:

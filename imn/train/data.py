@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from imn import provenance
-from imn.data.dataset import EcgDataset, Splits
+from imn.data.dataset import EcgDataError, EcgDataset, Splits
 from imn.data.normalize import StandardScaler, zscore_per_record
 from imn.data.sources import SYNTHETIC_TASK
 from imn.train.config import DataConfig
@@ -86,7 +86,7 @@ def prepare_task_data(config: DataConfig, seed: int = 0) -> TaskData:
     parts = {name: _cap(dataset.split(name, splits), config.max_records) for name in names}
     for name, part in parts.items():
         if len(part) == 0:
-            raise ValueError(
+            raise EcgDataError(
                 f"the {name} split (folds {splits.folds(name)}) of task {dataset.task!r} is empty"
             )
     scaler = None

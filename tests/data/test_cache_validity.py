@@ -105,3 +105,15 @@ def test_the_shared_slice_records_match_physionets_list(ptbxl_root):
     assert {path for path, _, _ in report.mismatched} <= {"ptbxl_database.csv", "LICENSE.txt",
                                                           "scp_statements.csv"}
     assert "ptbxl_database.csv" in {path for path, _, _ in report.mismatched}
+
+
+def test_a_damaged_gain_array_in_the_cache_is_rebuilt_not_used(tmp_path):
+    from imn.data.ptbxl import cache_folder
+
+    root, cache = _tree(tmp_path / "ptb-xl"), tmp_path / "cache"
+    first = _signal(root, 1, cache)
+    gain_file = cache_folder(root, RATE, cache) / "gain.npy"
+    np.save(gain_file, np.zeros_like(np.load(gain_file)))  # would turn signals into inf / NaN
+    np.testing.assert_array_equal(_signal(root, 1, cache), first)
+    np.save(gain_file, np.ones((3, 12)))  # the wrong shape: would be an IndexError
+    np.testing.assert_array_equal(_signal(root, 1, cache), first)

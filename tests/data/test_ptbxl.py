@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import wfdb
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -449,7 +450,35 @@ def _nan_sample(root: Path) -> None:
     raw.tofile(path)
 
 
+def _header_field(root: Path, old: str, new: str, lead: int = 0) -> None:
+    """Replace ``old`` by ``new`` in the signal line of ``lead`` of record 5's header."""
+    path = record_file(root, 5, "hea")
+    lines = path.read_text().splitlines()
+    assert old in lines[1 + lead]
+    lines[1 + lead] = lines[1 + lead].replace(old, new, 1)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _empty_header(root: Path) -> None:
+    record_file(root, 5, "hea").write_text("")
+
+
+def _header_missing_signal_lines(root: Path) -> None:
+    path = record_file(root, 5, "hea")
+    path.write_text("\n".join(path.read_text().splitlines()[:7]) + "\n")
+
+
 BAD_RECORDS = {
+    # wfdb replaces a zero or unreadable gain by 200 without a word: 5x too large signals.
+    "zero_gain": (lambda root: _header_field(root, "1000.0(0)/mV", "0(0)/mV"),
+                  r"lead I has no valid ADC gain \('0\(0\)/mV'"),
+    "garbled_gain": (lambda root: _header_field(root, "1000.0(0)/mV", "abc/mV", lead=2),
+                     r"lead III has no valid ADC gain"),
+    "microvolt_units": (lambda root: _header_field(root, "/mV", "/uV", lead=1),
+                        r"header units \['mV', 'uV',.*expected mV"),
+    "empty_header": (_empty_header, r"header .*00005_lr\.hea is empty"),
+    "missing_signal_lines": (_header_missing_signal_lines,
+                             r"declares 12 signals but has 6 signal line\(s\)"),
     "missing_dat": (_missing_dat, r"file missing: .*00005_lr\.dat"),
     "truncated_dat": (_truncated_dat, r"has 10000 bytes, expected 24000 \(truncated"),
     "eleven_leads": (_eleven_leads, r"header has 11 leads"),
@@ -498,6 +527,47 @@ def test_bad_record_remembered_by_the_cache(small_root, tmp_path):
     # A task or subset without the bad record loads without complaint.
     subset = load_ptbxl(small_root, "all", 100, cache_dir=base, ecg_ids=[1, 2, 3])
     assert subset.skipped == () and len(subset) == 3
+
+
+def _edit_database(root: Path, ecg_id: int, column: str, value: str) -> None:
+    path = root / "ptbxl_database.csv"
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    at = rows[0].index(column)
+    for row in rows[1:]:
+        if int(row[0]) == ecg_id:
+            row[at] = value
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+@pytest.mark.parametrize("column, value, problem", [
+    ("strat_fold", "ten", r"column strat_fold must be numeric; found ecg_id 7: 'ten'"),
+    ("strat_fold", "11", r"strat_fold must be an integer 1-10; found ecg_id 7: 11"),
+    ("strat_fold", "3.7", r"strat_fold must be an integer 1-10; found ecg_id 7: 3.7"),
+    ("age", "fifty", r"column age must be numeric; found ecg_id 7: 'fifty'"),
+    ("sex", "7", r"sex must be 0, 1 or empty; found ecg_id 7: 7"),
+    ("scp_codes", "{'XYZ': 100.0}", r"statement\(s\) not in .*scp_statements.csv: ecg_id 7: \['XYZ'\]"),
+])
+def test_bad_database_cells_are_named(small_root, column, value, problem):
+    _edit_database(small_root, 7, column, value)
+    with pytest.raises(EcgDataError, match=problem):
+        load_ptbxl(small_root, "superdiagnostic", use_cache=False)
+
+
+def test_a_task_without_any_labelled_record_is_an_error(small_root):
+    path = small_root / "scp_statements.csv"
+    statements = pd.read_csv(path, index_col=0)
+    statements["diagnostic"] = 0  # no statement counts as diagnostic any more
+    statements.to_csv(path)
+    with pytest.raises(EcgDataError, match="no readable record of .* carries a label of task 'superdiagnostic'"):
+        load_ptbxl(small_root, "superdiagnostic", use_cache=False)
+
+
+def test_a_rate_whose_records_folder_is_absent_says_so(small_root):
+    assert not (small_root / "records500").exists()  # the copy holds the 100 Hz records only
+    with pytest.raises(EcgDataError, match=r"no records500/ folder under .*--sampling-rate 500"):
+        load_ptbxl(small_root, "superdiagnostic", 500, use_cache=False)
 
 
 def test_invalid_on_error(small_root):
