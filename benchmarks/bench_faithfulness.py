@@ -43,7 +43,7 @@ from flax import nnx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imn.faithfulness import deletion_curve, insertion_curve, resolve_baseline  # noqa: E402
-from imn.faithfulness.perturbation import default_chunk_size  # noqa: E402
+from imn.faithfulness.perturbation import default_chunk_size, tie_break_order  # noqa: E402
 from imn.models.imn import ECGIMN  # noqa: E402
 
 LEADS = 12
@@ -74,8 +74,10 @@ def loop(jit_predict, x, attribution, steps, blurred):
     count = x.shape[1] * LEADS
     deletion = np.zeros((batch, steps + 1), np.float32)
     insertion = np.zeros((batch, steps + 1), np.float32)
+    shuffle = np.asarray(tie_break_order(batch, count))  # the order ties are taken in
     for b in range(batch):
-        ranking = np.argsort(-attribution[b].reshape(-1), kind="stable")
+        scores = attribution[b].reshape(-1)
+        ranking = shuffle[b][np.argsort(-scores[shuffle[b]], kind="stable")]
         for s in range(steps + 1):
             k = int(np.floor(s / steps * count + 0.5))
             top = np.zeros(count, bool)

@@ -16,8 +16,10 @@ Conventions shared by every function in :mod:`imn.faithfulness`:
 * A *feature* is either one sample of one lead (``unit="sample"``, ``F = L * C``) or one
   lead x time-segment patch (``unit="patch"``, ``F = C * segments``; time sample ``t`` belongs
   to segment ``floor(t * segments / L)``, so segments differ in length by at most one).
-  Flattened feature index = ``time_or_segment * C + lead``; it breaks ranking ties (lower
-  index first).
+  Flattened feature index = ``time_or_segment * C + lead``. Ranking ties (the zeros of a
+  sparse map such as Grad-CAM) are broken in a fixed random order per ECG
+  (:func:`tie_break_order`), not by position, which would delete the start of the record
+  first.
 * Work is laid out as ``rows`` (one row = one perturbed ECG) and evaluated ``chunk_size`` rows
   per model call with :func:`jax.lax.map`, which bounds memory (at 500 Hz one IMN forward
   pass holds tens of MB of activations per ECG) while keeping each call batched. The default
@@ -240,13 +242,29 @@ def unit_scores(attribution: jax.Array, unit: str, segments: int) -> jax.Array:
     return unit_sums(attribution, unit, segments) / per_feature
 
 
-def descending_ranks(scores: jax.Array) -> jax.Array:
-    """Position of each feature in the stable descending order, ``(B, F)`` int32.
+TIE_BREAK_SEED = 0
 
-    Rank 0 is the highest score; equal scores keep their index order. NaN scores rank last.
+
+def tie_break_order(batch: int, count: int) -> jax.Array:
+    """``(B, F)`` int32: per ECG (row), a permutation of the features drawn from a fixed key
+    (:data:`TIE_BREAK_SEED` folded with the row): the order in which tied features are taken.
+    Fixed, so curves are reproducible; random, so no part of the record is favoured."""
+    keys = jax.vmap(lambda row: jax.random.fold_in(jax.random.PRNGKey(TIE_BREAK_SEED), row))(
+        jnp.arange(batch))
+    return jax.vmap(lambda key: jax.random.permutation(key, count))(keys).astype(jnp.int32)
+
+
+def descending_ranks(scores: jax.Array) -> jax.Array:
+    """Position of each feature in the descending order, ``(B, F)`` int32.
+
+    Rank 0 is the highest score; equal scores are taken in :func:`tie_break_order`. NaN
+    scores rank last.
     """
     batch, count = scores.shape
-    order = jnp.argsort(-scores, axis=-1, stable=True)
+    shuffle = tie_break_order(batch, count)
+    # A stable sort of the shuffled scores, mapped back to feature indices.
+    shuffled = jnp.take_along_axis(scores, shuffle, axis=-1)
+    order = jnp.take_along_axis(shuffle, jnp.argsort(-shuffled, axis=-1, stable=True), axis=-1)
     positions = jnp.broadcast_to(jnp.arange(count, dtype=jnp.int32), (batch, count))
     return jnp.zeros((batch, count), jnp.int32).at[jnp.arange(batch)[:, None], order].set(
         positions
@@ -380,7 +398,8 @@ def deletion_curve(
 
     Features are ranked by attribution (signed, descending; ``absolute=True`` ranks by
     magnitude, for patches the magnitude of the patch mean; ``order="lerf"`` ranks least
-    relevant first); ties keep index order. Step ``s`` replaces the top
+    relevant first); ties are taken in a fixed random order per ECG
+    (:func:`tie_break_order`). Step ``s`` replaces the top
     ``round(s / steps * F)`` features, so column 0 is ``f(x)`` and column ``steps`` is
     ``f(baseline)``. The model is re-run on every perturbed ECG.
 

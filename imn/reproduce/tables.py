@@ -52,7 +52,7 @@ LOCALISATION_METRICS = (
     ("pointing_game", "pointing game"),
     ("relevance_mass_accuracy", "relevance mass acc."),
     ("relevance_rank_accuracy", "relevance rank acc."),
-    ("mask_auroc", "mask AUROC"),
+    ("mask_auroc", "mask AUROC of |a|"),
 )
 
 
@@ -362,8 +362,10 @@ def localisation_caption(task: str, targets: str, rows: list[dict[str, Any]]) ->
     sizes = sorted({int(row["n"]) for row in rows})
     return (f"Task {task}, test split, n = {'/'.join(map(str, sizes)) or '?'} ECGs with a local "
             f"evidence mask; explained class: {_POLICY.get(targets, targets)}; cells: mean over "
-            "ECGs [95% percentile bootstrap CI, 1000 resamples of the ECGs]; higher is better."
-            + _partly_defined_clause(rows))
+            "ECGs [95% percentile bootstrap CI, 1000 resamples of the ECGs]; higher is better. "
+            "Pointing game and relevance mass and rank accuracy count positive relevance only "
+            "(evidence for the explained class); mask AUROC ranks |a| (where the map looks, "
+            "whatever its sign)." + _partly_defined_clause(rows))
 
 
 def classification_caption(rows: list[dict[str, Any]], bootstrap_samples: int) -> str:

@@ -10,7 +10,8 @@ import scipy.ndimage
 from flax import nnx
 
 from imn.faithfulness import aopc, curve_auc, deletion_curve, insertion_curve
-from imn.faithfulness.perturbation import gaussian_blur, resolve_baseline
+from imn.faithfulness.perturbation import (descending_ranks, gaussian_blur, resolve_baseline,
+                                          tie_break_order)
 
 LENGTH, LEADS, BATCH, CLASSES = 203, 12, 3, 3  # 203: segments of unequal length
 
@@ -51,6 +52,12 @@ def data():
     return x, attribution, target
 
 
+def _ranking(scores: np.ndarray, row: int) -> np.ndarray:
+    """Features in descending order of score, ties in the ECG's fixed random order."""
+    shuffle = np.asarray(tie_break_order(row + 1, scores.size))[row]
+    return shuffle[np.argsort(-scores[shuffle], kind="stable")]
+
+
 def reference_curve(x, attribution, target, fill, *, steps, unit, segments, absolute, order,
                     insertion):
     """Plain loops: one ranking per ECG, one predict call per ECG per step."""
@@ -74,7 +81,7 @@ def reference_curve(x, attribution, target, fill, *, steps, unit, segments, abso
             scores = np.abs(scores)
         if order == "lerf":
             scores = -scores
-        ranking = np.argsort(-scores, kind="stable")
+        ranking = _ranking(scores, b)
         count = scores.size
         for s in range(steps + 1):
             k = int(np.floor(s / steps * count + 0.5))
@@ -289,7 +296,7 @@ def test_tiny_imn_is_rerun_on_every_perturbed_input():
     want = np.zeros((2, 5), np.float32)
     frozen = np.zeros((2, 5), np.float32)
     for b in range(2):
-        ranking = np.argsort(-scores[b], kind="stable")
+        ranking = _ranking(scores[b], b)
         for s in range(5):
             removed = np.zeros(120, bool)
             removed[ranking[: round(s / 4 * 120)]] = True
@@ -300,3 +307,18 @@ def test_tiny_imn_is_rerun_on_every_perturbed_input():
             frozen[b, s] = 1 / (1 + np.exp(-frozen_logit))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert np.abs(got[:, 1:] - frozen[:, 1:]).max() > 1e-3
+
+
+def test_tied_features_are_not_taken_from_the_start_of_the_record():
+    """A sparse map (Grad-CAM's zeros): after its positive features, the tied rest is taken
+    in a random order per ECG, fixed from call to call, not by position."""
+    scores = np.zeros((64, 240), np.float32)
+    scores[:, 200] = 1.0  # one positive feature, late in the record
+    ranks = np.asarray(descending_ranks(jnp.asarray(scores)))
+    assert (ranks[:, 200] == 0).all()
+    first_tied = np.argsort(ranks, axis=1)[:, 1:25]  # the next 24 features taken
+    assert abs(first_tied.mean() / 239 - 0.5) < 0.05, "ties taken from all over the record"
+    assert len({tuple(row) for row in first_tied}) == 64, "a different order per ECG"
+    np.testing.assert_array_equal(ranks, np.asarray(descending_ranks(jnp.asarray(scores))))
+    np.testing.assert_array_equal(np.asarray(tie_break_order(3, 240)),
+                                  np.asarray(tie_break_order(64, 240))[:3])
