@@ -462,7 +462,8 @@ def _read_record(root: str, relative_path: str, sampling_rate: int, ecg_id: int)
     problem = header_gain_problem(record_path, names)
     if problem:
         raise _RecordError(f"{where}: {problem}")
-    units = [str(u or "").strip() for u in (record.units or [""] * NUM_LEADS)]
+    # A signal line without units means mV (the WFDB default, as in imn.data.conform).
+    units = [str(u or "mV").strip() for u in (record.units or ["mV"] * NUM_LEADS)]
     if any(u != "mV" for u in units):
         raise _RecordError(f"{where}: header units {units}; expected mV for every lead")
     if not math.isclose(float(record.fs), sampling_rate):

@@ -276,7 +276,8 @@ class _MetricTimer:
 
 def localisation_scores(attribution: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """Per-ECG localisation scores ``{metric: (n,)}`` of ``attribution (n, L, 12)`` against
-    the evidence ``mask (n, L, 12)`` (NaN where the mask is empty or covers everything)."""
+    the evidence ``mask (n, L, 12)`` (NaN where the mask is empty or covers everything, or
+    the map is not finite)."""
     from imn import faithfulness
 
     return {
@@ -290,7 +291,8 @@ def localisation_scores(attribution: np.ndarray, mask: np.ndarray) -> dict[str, 
 def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarray,
                       **extra: Any) -> dict[str, Any]:
     """One table row: mean and bootstrap CI of each localisation metric over the ECGs in
-    ``keep`` (bool (n,)), with their count as ``n``."""
+    ``keep`` (bool (n,)), with their count as ``n`` and, per metric, ``{metric}_n_defined``:
+    on how many of them it is defined (finite)."""
     row: dict[str, Any] = {"method": method, **extra, "n": int(keep.sum())}
     for name, values in scores.items():
         row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values[keep])
@@ -298,20 +300,28 @@ def _localisation_row(method: str, scores: dict[str, np.ndarray], keep: np.ndarr
     return row
 
 
-def method_row(method: str, n: int, seconds: float, scores: dict[str, np.ndarray]) -> dict[str, Any]:
+def method_row(method: str, n: int, seconds: float, scores: dict[str, np.ndarray],
+               local_mask: np.ndarray | None = None) -> dict[str, Any]:
     """One row of a faithfulness table: the method, its ``n`` ECGs, explanation ms per ECG
     (``seconds`` for all of them) and the mean and bootstrap CI of every per-ECG score over
     the ECGs where it is defined (finite), with their count as ``{score}_n_defined`` (a
-    correlation with a constant map is undefined); with localisation scores also
-    ``n_with_evidence``, the ECGs whose explained class has a local mask (localisation is
-    undefined, NaN, elsewhere)."""
+    correlation with a constant map is undefined); with ``local_mask`` (bool ``(n,)``: the
+    explained class's evidence mask is neither empty nor the whole record) also
+    ``n_with_evidence``, their count (localisation is undefined, NaN, elsewhere)."""
     row: dict[str, Any] = {"method": method, "n": n, "explain_ms_per_ecg": 1e3 * seconds / n}
     for name, values in scores.items():
         row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _mean_ci(values)
         row[name + DEFINED_SUFFIX] = int(np.isfinite(np.asarray(values, np.float64)).sum())
-    if "mask_auroc" in scores:
-        row["n_with_evidence"] = int(np.isfinite(scores["mask_auroc"]).sum())
+    if local_mask is not None:
+        row["n_with_evidence"] = int(np.sum(local_mask))
     return row
+
+
+def local_masks(mask: np.ndarray) -> np.ndarray:
+    """bool ``(n,)``: which evidence masks ``(n, L, 12)`` are local, neither empty nor the
+    whole record (where localisation is defined)."""
+    coverage = np.asarray(mask).mean(axis=(1, 2))
+    return (coverage > 0) & (coverage < 1)
 
 
 def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[str, np.ndarray]]
@@ -331,8 +341,7 @@ def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[s
     from imn.faithfulness import REFERENCE_ATTRIBUTIONS
 
     mask = explained.evidence
-    coverage = mask.mean(axis=(1, 2))
-    local = (coverage > 0) & (coverage < 1)
+    local = local_masks(mask)
     every = dict(method_scores)
     references = []
     for name, make_map in REFERENCE_ATTRIBUTIONS.items():
@@ -445,7 +454,7 @@ def _write_faithfulness(workdir: Path, split: str, settings: FaithfulnessSetting
                             unit=settings.unit, targets=explained.targets, ecg_ids=explained.ecg_ids,
                             **curves)
     metrics = [key for key in rows[0] if key not in ("method", "n", "explain_ms_per_ecg")
-               and not key.endswith(CI_SUFFIXES)] if rows else []
+               and not key.endswith((*CI_SUFFIXES, DEFINED_SUFFIX))] if rows else []
     write_table(rows, workdir / f"faithfulness_{split}",
                 [("method", "method"), ("n", "n"), ("explain_ms_per_ecg", "ms/ECG"),
                  *[(key, key) for key in metrics]])
@@ -489,7 +498,8 @@ def faithfulness_run(workdir: str | Path, methods: list[str], split: str = "test
         scores = score_method(explained, method, attribution, settings)
         curves[f"{method}_deletion"] = scores.pop("deletion_curve")
         curves[f"{method}_insertion"] = scores.pop("insertion_curve")
-        row = method_row(method, len(explained.x), seconds, scores)
+        row = method_row(method, len(explained.x), seconds, scores,
+                         local_masks(explained.evidence) if "mask_auroc" in scores else None)
         if "mask_auroc" in scores:
             localisation[method] = {name: scores[name] for name in
                                     ("pointing_game", "relevance_mass_accuracy",

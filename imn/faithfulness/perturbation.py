@@ -17,7 +17,7 @@ Conventions shared by every function in :mod:`imn.faithfulness`:
   lead x time-segment patch (``unit="patch"``, ``F = C * segments``; time sample ``t`` belongs
   to segment ``floor(t * segments / L)``, so segments differ in length by at most one).
   Flattened feature index = ``time_or_segment * C + lead``. Ranking ties (the zeros of a
-  sparse map such as Grad-CAM) are broken in a fixed random order per ECG
+  sparse map such as Grad-CAM) are broken in a fixed random order per row of the batch
   (:func:`tie_break_order`), not by position, which would delete the start of the record
   first.
 * Work is laid out as ``rows`` (one row = one perturbed ECG) and evaluated ``chunk_size`` rows
@@ -246,11 +246,13 @@ TIE_BREAK_SEED = 0
 
 
 def tie_break_order(batch: int, count: int) -> jax.Array:
-    """``(B, F)`` int32: per ECG (row), a permutation of the features drawn from a fixed key
-    (:data:`TIE_BREAK_SEED` folded with the row): the order in which tied features are taken.
-    Fixed, so curves are reproducible; random, so no part of the record is favoured."""
-    keys = jax.vmap(lambda row: jax.random.fold_in(jax.random.PRNGKey(TIE_BREAK_SEED), row))(
-        jnp.arange(batch))
+    """``(B, F)`` int32: per row of the batch (an ECG's position among those explained, not
+    its identity), a permutation of the features drawn from a fixed key (:data:`TIE_BREAK_SEED`
+    folded with the row, threefry pinned so that another JAX default does not change it): the
+    order in which tied features are taken. Fixed, so curves are reproducible; random, so no
+    part of the record is favoured."""
+    root = jax.random.key(TIE_BREAK_SEED, impl="threefry2x32")
+    keys = jax.vmap(lambda row: jax.random.fold_in(root, row))(jnp.arange(batch))
     return jax.vmap(lambda key: jax.random.permutation(key, count))(keys).astype(jnp.int32)
 
 
@@ -398,7 +400,7 @@ def deletion_curve(
 
     Features are ranked by attribution (signed, descending; ``absolute=True`` ranks by
     magnitude, for patches the magnitude of the patch mean; ``order="lerf"`` ranks least
-    relevant first); ties are taken in a fixed random order per ECG
+    relevant first); ties are taken in a fixed random order per row of the batch
     (:func:`tie_break_order`). Step ``s`` replaces the top
     ``round(s / steps * F)`` features, so column 0 is ``f(x)`` and column ``steps`` is
     ``f(baseline)``. The model is re-run on every perturbed ECG.

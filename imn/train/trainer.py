@@ -151,9 +151,9 @@ def setup_run(config: TrainConfig, workdir: str | Path, *, write_files: bool = T
     and the model was built, so a command with a bad argument leaves no run folder behind.
     """
     workdir = Path(workdir)
-    if not (config.min_improvement >= 0):
-        raise ConfigError(f"min_improvement must be >= 0 (a margin of validation macro AUROC), "
-                          f"got {config.min_improvement}")
+    if not (0 <= config.min_improvement < 1):
+        raise ConfigError(f"min_improvement must be in [0, 1) (a margin of validation macro "
+                          f"AUROC), got {config.min_improvement}")
     if config.attention.stage not in (1, 2):
         raise ConfigError(f"attention.stage must be 1 or 2, got {config.attention.stage}")
     if config.attention.stage == 2 and not config.attention.init_from:

@@ -555,6 +555,15 @@ def test_bad_database_cells_are_named(small_root, column, value, problem):
         load_ptbxl(small_root, "superdiagnostic", use_cache=False)
 
 
+def test_a_non_integer_ecg_id_is_named(small_root):
+    path = small_root / "ptbxl_database.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = "x" + lines[3]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(EcgDataError, match=r"ecg_id must be an integer; found \['x3'\]"):
+        load_ptbxl(small_root, "superdiagnostic", use_cache=False)
+
+
 def test_a_task_without_any_labelled_record_is_an_error(small_root):
     path = small_root / "scp_statements.csv"
     statements = pd.read_csv(path, index_col=0)

@@ -155,6 +155,7 @@ def test_binary_task_is_explained_for_the_side_the_model_predicts(binary_run):
     curves = np.load(binary_run / "faithfulness_curves_test.npz")
     # Each curve starts at the probability of the predicted side: p or 1 - p, never below 0.5.
     np.testing.assert_allclose(curves["imn_deletion"][:, 0], np.maximum(scores, 1 - scores), atol=1e-5)
+    assert "n_defined" not in (binary_run / "faithfulness_test.md").read_text(), "counts are not columns"
 
 
 def test_localisation_tables_count_only_local_masks_and_split_by_finding():
@@ -182,3 +183,26 @@ def test_localisation_tables_count_only_local_masks_and_split_by_finding():
     assert [rows[("random", f)]["n"] for f in ("all", "QRSW", "STE")] == [3, 1, 2]
     expected = localisation_scores(attribution[1:3], mask[1:3])["mask_auroc"].mean()
     assert rows[("random", "STE")]["mask_auroc"] == pytest.approx(expected)
+
+
+def test_a_broken_map_shrinks_the_defined_count_not_the_ecgs_with_evidence(tmp_path):
+    """A map with a NaN on one ECG: every localisation metric is undefined there; the row
+    still counts the ECGs with a local mask, says on how many each metric was averaged, and
+    the per-run table gains no column for those counts."""
+    from imn.explain.run import localisation_scores, method_row
+    from imn.report import write_table
+    from imn.reproduce.tables import LOCALISATION_METRICS, localisation_caption
+
+    mask = np.zeros((4, 100, 12), bool)
+    mask[:3, 10:20] = True
+    mask[3] = True  # AFIB-like: the whole record
+    attribution = np.random.default_rng(1).normal(size=mask.shape).astype(np.float32)
+    attribution[1, 5, 5] = np.nan
+    scores = localisation_scores(attribution, mask)
+    row = method_row("saliency", 4, 0.4, scores, local_mask=np.array([True, True, True, False]))
+    assert row["n_with_evidence"] == 3
+    assert all(row[f"{name}_n_defined"] == 2 for name, _ in LOCALISATION_METRICS)
+    table = {"model": "imn", **row, "n": row["n_with_evidence"]}
+    caption = localisation_caption("synthetic", "evidence", [table])
+    text = write_table([table], tmp_path / "t", [("n", "n"), *LOCALISATION_METRICS], caption=caption)[1].read_text()
+    assert "(2 of 3)" in text and "(k of n)" in caption

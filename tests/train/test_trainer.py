@@ -89,11 +89,11 @@ def test_a_new_best_must_beat_the_old_one_by_the_margin():
 
 
 def test_a_margin_no_epoch_can_beat_stops_the_run_after_patience_epochs(tmp_path):
-    summary = train_and_evaluate(tiny("epochs=5", "patience=2", "min_improvement=1.0"), tmp_path)
+    summary = train_and_evaluate(tiny("epochs=5", "patience=2", "min_improvement=0.99"), tmp_path)
     lines = history(tmp_path)
     assert len(lines) == 3 and summary["stopped_early"] and summary["best_epoch"] == 0
     assert {line["best_val_macro_auroc"] for line in lines} == {lines[0]["val_macro_auroc"]}
-    with pytest.raises(ConfigError, match="min_improvement must be >= 0"):
+    with pytest.raises(ConfigError, match=r"min_improvement must be in \[0, 1\)"):
         train_and_evaluate(tiny("min_improvement=-0.1"), tmp_path / "negative")
 
 
