@@ -125,6 +125,20 @@ def model_style(name: str) -> dict[str, Any]:
     return _fallback(name)
 
 
+# Markers for per-epoch lines, so that models sharing a hue (the IMN family) stay apart in
+# greyscale print and in a legend's small handles; other models get a circle.
+_MODEL_MARKERS = {
+    "imn": "o", "imn_stable": "s", "imn_softmax": "D", "imn_direct": "v",
+    "imn_flax_init": "^", "cnn2d": "P", "inception1d": "X", "resnet1d_wang": "h",
+    "xecgnet": "<", "xecgnet_ft": ">",
+}
+
+
+def model_marker(name: str) -> str:
+    """Matplotlib marker of model ``name`` for per-epoch lines (fixed across figures)."""
+    return _MODEL_MARKERS.get(name, "o")
+
+
 def model_label(name: str) -> str:
     """Readable name of a model (``'resnet1d_wang'`` -> ``'ResNet1D (Wang)'``)."""
     return _MODELS[name][0] if name in _MODELS else name

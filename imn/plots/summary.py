@@ -23,6 +23,7 @@ from imn.plots.style import (  # noqa: E402
     method_label,
     method_style,
     model_label,
+    model_marker,
     model_style,
     styled,
 )
@@ -208,8 +209,9 @@ def plot_training_curves(
         epochs = np.array([r["epoch"] + 1 for r in rows])
         loss = np.array([r.get("train_loss", np.nan) for r in rows], dtype=float)
         losses.append(loss[np.isfinite(loss)])
-        loss_ax.plot(epochs, loss, lw=1.0, **style)
-        (line,) = auc_ax.plot(epochs, auc, lw=1.0, **style, label=model_label(model))
+        marker = dict(marker=model_marker(model), ms=2.5)
+        loss_ax.plot(epochs, loss, lw=1.0, **style, **marker)
+        (line,) = auc_ax.plot(epochs, auc, lw=1.0, **style, **marker, label=model_label(model))
         handles.append(line)
         if np.isfinite(auc).any():
             best = int(np.nanargmax(auc))

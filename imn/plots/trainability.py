@@ -1,7 +1,8 @@
 """Figures of the IMN trainability study (:mod:`imn.reproduce.trainability`).
 
 * :func:`plot_learning_curves`: train loss (log scale) and validation macro AUROC per epoch,
-  one line per model (mean over seeds) with the min-max range over seeds shaded.
+  one line per model (mean over seeds, faint after the first seed stops early) with the
+  min-max range over seeds shaded.
 * :func:`plot_initial_logits`: |initial logit| per model and task (log scale), every seed
   and record as a point, the median marked.
 Double-column width, each model in its fixed colour, line style and name
@@ -22,7 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from imn.plots.attribution import DOUBLE_COLUMN_MM, save_figure  # noqa: E402
-from imn.plots.style import model_label, model_style  # noqa: E402
+from imn.plots.style import model_label, model_marker, model_style  # noqa: E402
 
 _MM = 1 / 25.4
 
@@ -51,8 +52,14 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
             with np.errstate(all="ignore"):
                 mean = np.nanmean(values, axis=0)
             seeds = f"{len(per_seed)} seed{'s' if len(per_seed) > 1 else ''}"
-            ax.plot(epochs, mean, **style, linewidth=1.2, marker="o", markersize=2.5,
-                    label=f"{model_label(name)} ({seeds})")
+            # The mean is over every seed only up to the first early stop; after it, over the
+            # seeds still training: drawn faint, so a lone seed's jump is not read as the mean.
+            complete = int(np.all(np.isfinite(values), axis=0).sum())
+            ax.plot(epochs[:complete], mean[:complete], **style, linewidth=1.2,
+                    marker=model_marker(name), markersize=3, label=f"{model_label(name)} ({seeds})")
+            if complete < len(epochs):
+                tail = slice(max(complete - 1, 0), None)
+                ax.plot(epochs[tail], mean[tail], **style, linewidth=1.0, alpha=0.45)
             ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                             color=style["color"], alpha=0.15, linewidth=0)
     loss_ax.set(xlabel="epoch", ylabel="train loss (log)", yscale="log")
@@ -66,7 +73,8 @@ def plot_learning_curves(histories: Mapping[str, Sequence[list[dict]]], out: str
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         several = any(len([h for h in per_seed if h]) > 1 for per_seed in histories.values())
-        fig.suptitle(f"{title}: mean over seeds, shaded min-max" if several else title, fontsize=8)
+        fig.suptitle(f"{title}: mean over seeds, shaded min-max; faint once a seed has stopped "
+                     "early (mean of the seeds still training)" if several else title, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, out)
 
