@@ -156,8 +156,7 @@ def read_wfdb(record_path: str | os.PathLike, grid: Conform, where: str) -> np.n
 
     Raises ``EcgDataError`` starting with ``where`` for a missing or unreadable file (with the
     size mismatch when a 16-bit signal file is truncated), a missing or zero ADC gain, unknown
-    units, a wrong shape, and everything
-    :func:`conform_signal` checks.
+    units, a wrong shape, and everything :func:`conform_signal` checks.
     """
     import wfdb
 
