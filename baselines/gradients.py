@@ -292,8 +292,11 @@ def gradient_shap(
 
     Args:
       background: ``(M, L, C)`` references, e.g. training ECGs.
-      seed: int or PRNG key. Draw ``j`` of ECG ``b`` uses ``fold_in(fold_in(key, b), j)``, so
-        results do not depend on ``chunk_size``; they do depend on the ECG's batch position.
+      seed: int or PRNG key. Draw ``j`` uses ``fold_in(key, j)`` for every ECG (the same
+        references, path points and noise for all: common random numbers), so an ECG's map
+        depends neither on ``chunk_size`` nor on the other ECGs of its batch or its place
+        among them. Max-sensitivity, which re-explains noisy copies elsewhere in a batch,
+        then measures the map's change, not the gap between two independent estimates.
     Returns:
       ``(B, L, C)`` in ``x``'s dtype.
     """
@@ -311,7 +314,7 @@ def gradient_shap(
     key = as_key(seed)
     per_chunk, num_chunks, ecgs_per_pass = _chunk_layout(n_samples, x.shape[0], chunk_size)
     draw_index = jnp.arange(num_chunks * per_chunk).reshape(num_chunks, per_chunk)
-    ecg_keys = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(x.shape[0]))
+    ecg_keys = jax.vmap(lambda _: key)(jnp.arange(x.shape[0]))  # one key: see ``seed``
     num_references = background.shape[0]
 
     def draw(ecg_key: Array, j: Array, x1: Array) -> tuple[Array, Array]:

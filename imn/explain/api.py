@@ -166,6 +166,17 @@ def _check_applicable(method: str, model: Any) -> None:
             )
 
 
+def _placement(method: str, model: Any, length: int) -> dict[str, Any]:
+    """For the maps drawn at a feature map's resolution (Grad-CAM, attention): where the
+    model says its ``length``-sample input's feature steps sit, ``{"centres": (...)}``, or
+    nothing (the uniform placement of :func:`baselines.gradcam.upsample_time`)."""
+    if method not in ("gradcam", "gradcam_x_input", "attention"):
+        return {}
+    centres_of = getattr(model, "feature_time_centres", None)
+    centres = centres_of(length) if callable(centres_of) else None
+    return {} if centres is None else {"centres": tuple(centres)}
+
+
 def _resolve_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
     defaults = _OPTIONS[method]
     unknown = sorted(set(options) - set(defaults))
@@ -290,7 +301,7 @@ def _attribute_jit(
 
         def one_group(xs: Array) -> Array:
             maps = apply_method(model_def, state, "attention_map", xs).astype(jnp.float32)
-            maps = gradcam_lib.upsample_time(maps, length)  # (n, L)
+            maps = gradcam_lib.upsample_time(maps, length, options.get("centres"))  # (n, L)
             return jnp.broadcast_to(maps[:, :, None], (*maps.shape, leads))
 
         return gradients_lib.map_batches(one_group, x, options["chunk_size"])
@@ -387,6 +398,7 @@ def attribute(method: str, model: Any, x: Any, target: Any, **options: Any) -> A
         )
 
     resolved = _resolve_options(method, options)
+    resolved.update(_placement(method, model, x.shape[1]))
     arrays: dict[str, Array] = {}
     for name in _ARRAY_OPTIONS:
         if name in resolved:
@@ -420,11 +432,11 @@ def explanation_fn(method: str, model: Any, **options: Any) -> Callable[[Array, 
     model_def, state, head = _split(model)
     resolved = _resolve_options(method, options)
     array_values = {name: resolved.pop(name) for name in _ARRAY_OPTIONS if name in resolved}
-    static_options = tuple(sorted(resolved.items()))
 
     def explain(x: Array, target: Array) -> Array:
         x = jnp.asarray(x, jnp.float32)
         arrays = {name: _array_option(name, value, x) for name, value in array_values.items()}
+        static_options = tuple(sorted({**resolved, **_placement(method, model, x.shape[1])}.items()))
         attribution = _attribute_jit(
             state, x, jnp.asarray(target, jnp.int32), arrays,
             method=method, model_def=model_def, head=head, static_options=static_options,

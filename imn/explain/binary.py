@@ -48,6 +48,11 @@ class TwoClassView(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         return _with_zero_class(self.model(x))
 
+    def feature_time_centres(self, length: int) -> tuple[float, ...] | None:
+        """The wrapped model's (Grad-CAM's upsampling), None where it does not say."""
+        centres = getattr(self.model, "feature_time_centres", None)
+        return centres(length) if callable(centres) else None
+
 
 class _TwoClassLinearModel(TwoClassView):
     """An IMN's view: class 0's linear model is ``W_0 = 0``, ``b_0 = 0``."""
@@ -68,10 +73,19 @@ class _TwoClassFeatureModel(TwoClassView):
         return _with_zero_class(self.model.head(features))
 
 
+class _TwoClassAttentionModel(_TwoClassFeatureModel):
+    """xECGNet's view: its attention map is the same for every class, so it passes through."""
+
+    def attention_map(self, x: jax.Array) -> jax.Array:
+        return self.model.attention_map(x)
+
+
 def two_class_view(model: Any) -> TwoClassView:
     """The two-class view of a one-output sigmoid model (see the module docstring)."""
     if callable(getattr(model, "generate", None)):
         return _TwoClassLinearModel(model)
     if callable(getattr(model, "features", None)) and callable(getattr(model, "head", None)):
+        if callable(getattr(model, "attention_map", None)):
+            return _TwoClassAttentionModel(model)
         return _TwoClassFeatureModel(model)
     return TwoClassView(model)

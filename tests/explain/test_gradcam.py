@@ -178,3 +178,61 @@ def test_gradcam_on_cnn2d_is_lead_resolved():
     cam = np.asarray(attribute("gradcam", model, x, 1))
     assert cam.shape == x.shape and cam.dtype == np.float32 and (cam >= 0).all()
     assert not np.allclose(cam[:, :, 0], cam[:, :, 6])
+
+
+def _probe_windows(length, chain):
+    """First and last input sample each output step reads, measured by pooling the sample
+    index itself through the real pooling ops (max for the last, -max(-x) for the first)."""
+    from imn.models import ops
+
+    index = jnp.arange(length, dtype=jnp.float32)[None, :, None]
+    first, last = index, index
+    for kernel, stride, padding in chain:
+        if padding == "same":
+            pool = lambda v: nnx.max_pool(v, (kernel,), strides=(stride,), padding="SAME")  # noqa: E731
+        else:
+            pool = lambda v: ops.max_pool(v, 1, kernel, stride, (padding, padding))  # noqa: E731
+        first, last = -pool(-first), pool(last)
+    return np.stack([np.asarray(first)[0, :, 0], np.asarray(last)[0, :, 0]], axis=1)
+
+
+@pytest.mark.parametrize("length, chain", [
+    (1000, [(3, 3, "same")] * 5),   # xECGNet
+    (250, [(3, 3, "same")] * 5),
+    (1000, [(5, 2, 2), (3, 2, 1), (5, 2, 2), (5, 2, 2), (5, 2, 2)]),  # xresnet1d101
+    (999, [(7, 2, 3), (5, 2, 2)]),
+])
+def test_strided_windows_are_the_windows_the_pools_read(length, chain):
+    from baselines.gradcam import strided_windows
+
+    np.testing.assert_array_equal(strided_windows(length, chain), _probe_windows(length, chain))
+
+
+def test_a_map_is_placed_at_the_centres_the_model_gives():
+    from baselines.xecgnet import XECGNet
+
+    centres = XECGNet(2, rngs=nnx.Rngs(0)).feature_time_centres(1000)
+    assert centres == (74.0, 270.0, 513.0, 756.0, 938.5)  # not 100, 300, ..., 900
+    spikes = jnp.eye(5)[:, :, None]  # one step lit per map
+    placed = np.asarray(upsample_time(spikes, 1000, centres))[:, :, 0]
+    for step, centre in enumerate(centres):
+        assert placed[step, int(np.ceil(centre))] == pytest.approx(1.0), "the peak sits at its centre"
+        assert placed[step, 100 + 200 * step] < 0.95, "not at the uniform guess (t + 1/2) L / T'"
+    np.testing.assert_allclose(placed[1], np.interp(np.arange(1000), centres, np.eye(5)[1]), atol=1e-6)
+
+
+def test_xecgnet_attention_and_gradcam_use_its_centres_also_on_a_binary_task():
+    from baselines.xecgnet import XECGNet
+    from imn.explain.binary import two_class_view
+
+    model = XECGNet(1, rngs=nnx.Rngs(0), widths=((4,), (4,), (8,), (8,), (4,)), dense=8)
+    x = np.asarray(jax.random.normal(jax.random.key(9), (2, 1000, LEADS)))
+    view = two_class_view(model)
+    got = np.asarray(attribute("attention", view, x, np.array([0, 1])))
+    model.eval()
+    raw = model.attention_map(jnp.asarray(x))
+    want = np.asarray(upsample_time(raw, 1000, model.feature_time_centres(1000)))
+    np.testing.assert_allclose(got, np.repeat(want[:, :, None], LEADS, axis=2), rtol=1e-5, atol=1e-6)
+    cam = np.asarray(attribute("gradcam", view, x, np.array([0, 1])))
+    low = np.argmax(cam[:, :, 0], axis=1)
+    assert cam.shape == x.shape and np.isin(low, [0, 74, 270, 513, 756, 939]).all()  # at a centre

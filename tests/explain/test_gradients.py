@@ -247,9 +247,12 @@ def test_gradient_shap_seeding_chunking_and_smoothing():
     base = run(seed=0)
     np.testing.assert_array_equal(run(seed=0), base)
     assert not np.allclose(run(seed=1), base)
-    # Draw j of ECG b is keyed by (b, j), so the chunk size changes nothing (3 chunks of 7
-    # draws, the last one padded).
+    # Draw j is keyed by j alone, so the chunk size changes nothing (3 chunks of 7 draws, the
+    # last one padded), and neither do the ECG's batch and place in it.
     np.testing.assert_allclose(run(seed=0, chunk_size=7), base, rtol=1e-6, atol=1e-6)
+    alone = gradients.gradient_shap(target_logit, jnp.asarray(x[1:]), target[1:], background=background,
+                                    n_samples=20, seed=jnp.uint32(0))
+    np.testing.assert_allclose(np.asarray(alone), base[1:], rtol=1e-6, atol=1e-6)
     # local_smoothing adds N(0, s^2) to x in each draw: for a linear model the change is
     # w * mean of n noise draws, whose standard deviation is s / sqrt(n).
     smoothing = 0.5
