@@ -314,29 +314,28 @@ def gradient_shap(
     key = as_key(seed)
     per_chunk, num_chunks, ecgs_per_pass = _chunk_layout(n_samples, x.shape[0], chunk_size)
     draw_index = jnp.arange(num_chunks * per_chunk).reshape(num_chunks, per_chunk)
-    ecg_keys = jax.vmap(lambda _: key)(jnp.arange(x.shape[0]))  # one key: see ``seed``
     num_references = background.shape[0]
 
-    def draw(ecg_key: Array, j: Array, x1: Array) -> tuple[Array, Array]:
-        """Draw ``j``: (noisy input minus reference, path point), each ``(L, C)``."""
-        k_ref, k_alpha, k_noise = jax.random.split(jax.random.fold_in(ecg_key, j), 3)
+    def draw(j: Array) -> tuple[Array, Array, Array | None]:
+        """Draw ``j``, shared by every ECG (see ``seed``): reference ``(L, C)``, ``alpha``
+        and, with ``local_smoothing``, the noise added to the input ``(L, C)``."""
+        k_ref, k_alpha, k_noise = jax.random.split(jax.random.fold_in(key, j), 3)
         reference = background[jax.random.randint(k_ref, (), 0, num_references)]
         alpha = jax.random.uniform(k_alpha, (), x.dtype)
-        if local_smoothing > 0:
-            x1 = x1 + local_smoothing * jax.random.normal(k_noise, x1.shape, x.dtype)
-        delta = x1 - reference
-        return delta, reference + alpha * delta
+        noise = (local_smoothing * jax.random.normal(k_noise, x.shape[1:], x.dtype)
+                 if local_smoothing > 0 else None)
+        return reference, alpha, noise
 
-    # Draws for every (ECG, draw index) pair of a chunk; only RNG and gathers are vmapped.
-    draw_all = jax.vmap(jax.vmap(draw, in_axes=(None, 0, None)), in_axes=(0, None, 0))
-
-    def one_group(args: tuple[Array, Array, Array]) -> Array:
-        xs, ts, keys = args  # (E, L, C), (E,), (E,) keys
+    def one_group(args: tuple[Array, Array]) -> Array:
+        xs, ts = args  # (E, L, C), (E,)
         group = xs.shape[0]
 
         def chunk_sum(indices: Array) -> Array:
             """``sum_j (x~_j - x'_j) * grad s(point_j)`` over one chunk of draws: (E, L, C)."""
-            deltas, points = draw_all(keys, indices, xs)  # (E, c, L, C) each
+            references, alphas, noise = jax.vmap(draw)(indices)  # (c, L, C), (c,), (c, L, C)
+            noisy = xs[:, None] if noise is None else xs[:, None] + noise[None]
+            deltas = noisy - references[None]  # (E, c, L, C)
+            points = references[None] + alphas[None, :, None, None] * deltas
             grads = batch_gradient(
                 target_logit,
                 points.reshape(group * per_chunk, *x.shape[1:]),
@@ -348,4 +347,4 @@ def gradient_shap(
         return accumulate(chunk_sum, jnp.zeros_like(xs), draw_index, unroll) / n_samples
 
     unroll = _unroll_nested(x.shape[0], ecgs_per_pass, num_chunks)
-    return map_batches(one_group, (x, target, ecg_keys), ecgs_per_pass, unroll=unroll)
+    return map_batches(one_group, (x, target), ecgs_per_pass, unroll=unroll)
