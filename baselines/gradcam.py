@@ -13,11 +13,11 @@ feature map ``A = features(x)``:
 
 The map is upsampled from ``T'`` to ``L`` by linear interpolation between the input samples
 the feature steps sit at; values beyond the first/last centre are held constant, so the map
-spans the record even when ``T'`` does not divide ``L``. Where the model says where its steps
-sit (``feature_time_centres(L)``: the centres of the input windows its strided layers read,
-:func:`strided_windows`), the map is placed there: xECGNet's five 'SAME' max-pools of 3 give
-its first step 149 samples of a 1000-sample record and its last 122, not 200 each, which
-misplaces a uniform guess by up to 57 samples. Otherwise step ``t`` is taken to cover input
+spans the record even when ``T'`` does not divide ``L``. Where the model lists its strided
+time layers (``model.time_ops``), the map is placed at the centres of the input windows they
+read (:func:`window_centres`): xECGNet's five 'SAME' max-pools of 3 give its first step 149
+samples of a 1000-sample record and its last 122, not 200 each, which misplaces a uniform
+guess by up to 57 samples. Otherwise step ``t`` is taken to cover input
 samples ``[t L / T', (t + 1) L / T')`` (``jax.image.resize``, like
 ``F.interpolate(align_corners=False)``), exact for cnn2d's unpadded pools.
 

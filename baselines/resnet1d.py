@@ -24,7 +24,6 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from baselines.gradcam import window_centres
 from baselines.layers1d import ConcatPoolHead, ConvBn, avg_pool2_ceil, max_pool_same
 
 
@@ -96,7 +95,8 @@ class ResNet1dWang(nnx.Module):
         kernel_sizes = _pair(kernel_size)
         self.stem = ConvBn(in_leads, width, stem_kernel_size, stem_stride, relu=True, rngs=rngs)
         self.stem_pool = stem_pool
-        # The strided time operations, for where each feature step sits in the input.
+        # The strided time operations: where each feature step sits in the input
+        # (baselines.gradcam.window_centres, for Grad-CAM's upsampling).
         strided_blocks = sum(1 for stage, n in enumerate(layers) if stage > 0 and n > 0)
         self.time_ops = tuple(
             ([(stem_kernel_size, stem_stride, (stem_kernel_size - 1) // 2)] if stem_stride > 1 else [])
@@ -139,10 +139,6 @@ class ResNet1dWang(nnx.Module):
     def head(self, features: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """``features (B, T', width)`` -> logits ``(B, num_classes)``."""
         return self.classifier(features, rngs=rngs)
-
-    def feature_time_centres(self, length: int) -> tuple[float, ...]:
-        """The input sample each of the ``T'`` feature steps sits at (Grad-CAM's upsampling)."""
-        return window_centres(length, self.time_ops)
 
     def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """``x (B, L, in_leads)`` -> logits ``(B, num_classes)``."""
@@ -231,8 +227,8 @@ class XResNet1d101(nnx.Module):
         head_batch_norm: bool = True,
     ):
         stem_in = [in_leads, *stem_widths[:-1]]
-        # The strided time operations (stem conv, max-pool, the first block of stages 2-4),
-        # for where each feature step sits in the input.
+        # The strided time operations (stem conv, max-pool, the first block of stages 2-4):
+        # where each feature step sits in the input (baselines.gradcam.window_centres).
         strided_stages = sum(1 for stage, n in enumerate(layers) if stage > 0 and n > 0)
         self.time_ops = ((stem_kernel_size, 2, (stem_kernel_size - 1) // 2), (3, 2, 1),
                          *[(kernel_size, 2, (kernel_size - 1) // 2)] * strided_stages)
@@ -288,10 +284,6 @@ class XResNet1d101(nnx.Module):
     def head(self, features: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """``features (B, T', 256)`` -> logits ``(B, num_classes)``."""
         return self.classifier(features, rngs=rngs)
-
-    def feature_time_centres(self, length: int) -> tuple[float, ...]:
-        """The input sample each of the ``T'`` feature steps sits at (Grad-CAM's upsampling)."""
-        return window_centres(length, self.time_ops)
 
     def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """``x (B, L, in_leads)`` -> logits ``(B, num_classes)``."""

@@ -36,8 +36,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from baselines.gradcam import window_centres
-
 BACKBONE_WIDTHS: tuple[tuple[int, ...], ...] = (
     (64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 256, 128),
 )
@@ -125,7 +123,9 @@ class XECGNet(nnx.Module):
                                     dropout=dropout, leaky_slope=leaky_slope, rngs=rngs))
             c_in = block_widths[-1]
         self.backbone = nnx.List(blocks)
-        # Each block ends in a 'SAME' max-pool of ``pool``: where each feature step sits.
+        # Each block ends in a 'SAME' max-pool of ``pool``: where each feature (and attention)
+        # step sits in the input (baselines.gradcam.window_centres; the first and last
+        # windows are shorter than pool ** 5).
         self.time_ops = ((pool, pool, "same"),) * len(blocks)
         # attention branch
         self.attention_norm = _norm(c_in, rngs=rngs)
@@ -161,11 +161,6 @@ class XECGNet(nnx.Module):
     def attention_map(self, x: jax.Array) -> jax.Array:
         """The attention map ``(B, T')`` in (0, 1): the same for every class."""
         return self._attention_branch(self._backbone(x))[1]
-
-    def feature_time_centres(self, length: int) -> tuple[float, ...]:
-        """The input sample each of the ``T'`` feature (and attention) steps sits at: the
-        centres of the windows the pools read (the first and last are shorter than 3^5)."""
-        return window_centres(length, self.time_ops)
 
     def features(self, x: jax.Array) -> jax.Array:
         """The attended features ``f * a + f`` ``(B, T', C)``: what the perception branch reads."""

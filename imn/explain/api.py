@@ -168,13 +168,14 @@ def _check_applicable(method: str, model: Any) -> None:
 
 def _placement(method: str, model: Any, length: int) -> dict[str, Any]:
     """For the maps drawn at a feature map's resolution (Grad-CAM, attention): where the
-    model says its ``length``-sample input's feature steps sit, ``{"centres": (...)}``, or
-    nothing (the uniform placement of :func:`baselines.gradcam.upsample_time`)."""
-    if method not in ("gradcam", "gradcam_x_input", "attention"):
+    feature steps of a ``length``-sample input sit, from the strided layers the model lists
+    (``model.time_ops``, :func:`baselines.gradcam.window_centres`), ``{"centres": (...)}``;
+    nothing for a model that lists none (the uniform placement of
+    :func:`baselines.gradcam.upsample_time`)."""
+    ops = getattr(model, "time_ops", None)
+    if method not in ("gradcam", "gradcam_x_input", "attention") or ops is None:
         return {}
-    centres_of = getattr(model, "feature_time_centres", None)
-    centres = centres_of(length) if callable(centres_of) else None
-    return {} if centres is None else {"centres": tuple(centres)}
+    return {"centres": gradcam_lib.window_centres(length, ops)}
 
 
 def _resolve_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:

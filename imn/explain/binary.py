@@ -42,16 +42,13 @@ class TwoClassView(nnx.Module):
             raise ValueError(f"two_class_view wraps a one-output sigmoid model; "
                              f"{type(model).__name__} has a {model.head_type!r} head")
         self.model = model
+        # Where the wrapped model's feature steps sit (Grad-CAM's upsampling), if it says.
+        self.time_ops = getattr(model, "time_ops", None)
         self.head_type = "softmax"
         self.num_classes = 2
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return _with_zero_class(self.model(x))
-
-    def feature_time_centres(self, length: int) -> tuple[float, ...] | None:
-        """The wrapped model's (Grad-CAM's upsampling), None where it does not say."""
-        centres = getattr(self.model, "feature_time_centres", None)
-        return centres(length) if callable(centres) else None
 
 
 class _TwoClassLinearModel(TwoClassView):

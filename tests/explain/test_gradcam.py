@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from baselines.gradcam import upsample_time
+from baselines.gradcam import upsample_time, window_centres
 from baselines.inception1d import Inception1D
 from baselines.resnet1d import ResNet1dWang
 from imn.explain import attribute
@@ -211,7 +211,7 @@ def test_strided_windows_are_the_windows_the_pools_read(length, chain):
 def test_a_map_is_placed_at_the_centres_the_model_gives():
     from baselines.xecgnet import XECGNet
 
-    centres = XECGNet(2, rngs=nnx.Rngs(0)).feature_time_centres(1000)
+    centres = window_centres(1000, XECGNet(2, rngs=nnx.Rngs(0)).time_ops)
     assert centres == (74.0, 270.0, 513.0, 756.0, 938.5)  # not 100, 300, ..., 900
     spikes = jnp.eye(5)[:, :, None]  # one step lit per map
     placed = np.asarray(upsample_time(spikes, 1000, centres))[:, :, 0]
@@ -231,7 +231,7 @@ def test_xecgnet_attention_and_gradcam_use_its_centres_also_on_a_binary_task():
     got = np.asarray(attribute("attention", view, x, np.array([0, 1])))
     model.eval()
     raw = model.attention_map(jnp.asarray(x))
-    want = np.asarray(upsample_time(raw, 1000, model.feature_time_centres(1000)))
+    want = np.asarray(upsample_time(raw, 1000, window_centres(1000, model.time_ops)))
     np.testing.assert_allclose(got, np.repeat(want[:, :, None], LEADS, axis=2), rtol=1e-5, atol=1e-6)
     cam = np.asarray(attribute("gradcam", view, x, np.array([0, 1])))
     low = np.argmax(cam[:, :, 0], axis=1)

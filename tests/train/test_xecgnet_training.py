@@ -20,7 +20,7 @@ import pytest
 from imn.errors import RunFolderError
 from flax import nnx
 
-from baselines.gradcam import gradcam_low_resolution, upsample_time
+from baselines.gradcam import gradcam_low_resolution, upsample_time, window_centres
 from baselines.xecgnet import XECGNet, pooled_length
 from imn.explain import attribute
 from imn.explain.run import FaithfulnessSettings, faithfulness_run, open_run
@@ -161,7 +161,7 @@ def test_xecgnet_both_stages_explain_and_score_on_the_cpsc_sample(cpsc_folder, t
     assert model_map.shape == (2, pooled_length(1000))
     assert attention.shape == explained.x.shape
     np.testing.assert_allclose(attention, np.repeat(
-        np.asarray(upsample_time(model_map, 1000, explained.model.feature_time_centres(1000)))[:, :, None],
+        np.asarray(upsample_time(model_map, 1000, window_centres(1000, explained.model.time_ops)))[:, :, None],
         12, axis=2), rtol=1e-5, atol=1e-6)
     methods = ["attention", "gradcam", "random"]
     faithfulness_run(fine_tuned, methods, "test", settings=SMALL_BUDGET)
