@@ -200,6 +200,13 @@ def test_localisation_examples_shade_the_mask_and_draw_one_strip_per_method(plan
     names = {t.get_text() for ax in strips for t in ax.texts}
     assert names == {"IMN (W\u00b7x)", "Grad-CAM (time only)"}
     pa.save_figure(fig, tmp_path / "loc")
+    # The longest label a reproduction draws fits left of its strip (it was cut off).
+    long = {"attention": maps["gradcam"], "imn": attribution}
+    fig = plot_localisation_examples([LocalisationExample(signal, evidence, long, "STE")], FS)
+    fig.canvas.draw()
+    labels = [t for ax in fig.axes for t in ax.texts]
+    assert "Attention map (xECGNet) (time only)" in {t.get_text() for t in labels}
+    assert min(t.get_window_extent().x0 for t in labels) >= 0
 
 
 def test_roc_pr_panel_gives_n_bands_and_flags_tied_scores(tmp_path):

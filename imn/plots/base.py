@@ -13,10 +13,13 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.textpath import TextPath  # noqa: E402
 import numpy as np  # noqa: E402
 
 from imn.data.dataset import LEADS, NUM_LEADS  # noqa: E402
 from imn.plots.ecg import MM_PER_INCH  # noqa: E402
+
+MM_PER_POINT = MM_PER_INCH / 72.0
 
 # Attribution bands are the centred moving average of the signed map over this window: the
 # sum of a window's attribution is what deleting that window tests, and one sample (10 ms at
@@ -149,6 +152,12 @@ def title_mm(text: str | None) -> float:
     if not text:
         return 1.0
     return 2.5 + 3.6 * (text.count("\n") + 1)
+
+
+def text_width_mm(text: str, fontsize: float) -> float:
+    """Width of one line of text at ``fontsize`` points, in millimetres (the glyphs' extent,
+    measured without a renderer), for margins that must fit their labels."""
+    return TextPath((0, 0), text, size=fontsize).get_extents().width * MM_PER_POINT
 
 
 def footer_caption(fig: plt.Figure, text: str, y_mm: float = 4.0) -> None:

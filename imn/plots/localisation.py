@@ -29,6 +29,8 @@ from imn.plots.base import (  # noqa: E402
     check_rate,
     fig_mm,
     footer_caption,
+    is_time_only,
+    text_width_mm,
     title as draw_title,
     title_mm,
 )
@@ -42,6 +44,8 @@ from imn.plots.style import (  # noqa: E402
     method_label,
     styled,
 )
+
+STRIP_LABEL_PT = 6.0
 
 
 @dataclasses.dataclass
@@ -84,8 +88,14 @@ def plot_localisation_examples(
         if list(example.attributions) != methods:
             raise ValueError(f"example {example.label!r} has methods {list(example.attributions)}"
                              f"; expected {methods} (the same in every block)")
+    names = {(i, method): method_label(method)
+             + (" (time only)" if is_time_only(np.asarray(example.attributions[method])) else "")
+             for i, example in enumerate(examples) for method in methods}
     trace_h, strip_h, strip_gap, block_gap = 12.0, 3.2, 0.6, 7.0
-    left, right, bottom = 30.0, 3.0, 17.0
+    # The strips' labels sit left of them: the margin grows with the longest one
+    # ("Attention map (xECGNet) (time only)" was cut off at 30 mm).
+    label_w = max(text_width_mm(name, STRIP_LABEL_PT) for name in names.values())
+    left, right, bottom = max(30.0, label_w + 4.0), 3.0, 17.0
     top = title_mm(title) + 1.0
     block_h = trace_h + len(methods) * (strip_h + strip_gap)
     height = top + len(examples) * (block_h + block_gap) + bottom
@@ -133,9 +143,8 @@ def plot_localisation_examples(
             sax.tick_params(labelsize=6, pad=1, length=1.5)
             for side in sax.spines.values():
                 side.set_linewidth(0.3)
-            name = method_label(method) + (" (time only)" if layers.band is None else "")
-            sax.text(-0.01, 0.5, name, transform=sax.transAxes, ha="right", va="center",
-                     fontsize=6)
+            sax.text(-0.01, 0.5, names[index, method], transform=sax.transAxes, ha="right",
+                     va="center", fontsize=STRIP_LABEL_PT)
             if j < len(methods) - 1:
                 sax.set_xticks([])
             else:
