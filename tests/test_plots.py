@@ -143,6 +143,8 @@ def test_methods_side_by_side_wraps_into_rows_of_at_most_columns(ecg, tmp_path: 
     boxes = [ax.get_position() for ax in axes]
     assert len({round(b.x0, 6) for b in boxes}) == 4 and len({round(b.y0, 6) for b in boxes}) == 2
     assert boxes[0].y0 > boxes[4].y0 and abs(boxes[0].x0 - boxes[4].x0) < 1e-9  # row 2 below row 1
+    # The outer panels keep a margin from the page edges (their frames were half cut off).
+    assert min(b.x0 for b in boxes) > 0 and max(b.x1 for b in boxes) < 1
     _render(fig, tmp_path / "methods_grid")
     with pytest.raises(ValueError, match="columns"):
         pa.plot_methods_side_by_side(signal, methods, FS, columns=0)

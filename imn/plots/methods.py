@@ -110,15 +110,16 @@ def plot_methods_side_by_side(
 
     n = min(len(layers), columns)  # panels per row
     grid_rows = -(-len(layers) // n)
-    gap, row_gap, bottom = 3.0, 6.0, 16.0
+    # side: a margin left and right, so the outer panels' frames are not cut by the page edge.
+    gap, row_gap, bottom, side = 3.0, 6.0, 16.0, 2.0
     top = title_mm(title) + 4.0
     panel_w = (stop - start) / fs * PAPER_SPEED_MM_PER_S
     # Every panel gets the strip's room, so panels of one row line up.
     strip = STRIP_MM if any(l.strip is not None for l in layers.values()) else 0.0
     paper_h = len(rows) * ROW_HEIGHT_MM + strip
     # Only the first column carries the calibration pulse (the panels share one scale).
-    scale = scale_for(n * panel_w + CALIBRATION_MM, width_mm, (n - 1) * gap)
-    fig_w = (n * panel_w + CALIBRATION_MM) * scale + (n - 1) * gap
+    scale = scale_for(n * panel_w + CALIBRATION_MM, width_mm, (n - 1) * gap + 2 * side)
+    fig_w = (n * panel_w + CALIBRATION_MM) * scale + (n - 1) * gap + 2 * side
     fig_h = top + grid_rows * paper_h * scale + (grid_rows - 1) * row_gap + bottom
     fig = plt.figure(figsize=(fig_w / MM_PER_INCH, fig_h / MM_PER_INCH))
     panels = [Panel(lead, start, stop, 0.0, paper_h - (r + 0.5) * ROW_HEIGHT_MM)
@@ -126,7 +127,7 @@ def plot_methods_side_by_side(
     for j, (name, layer) in enumerate(layers.items()):
         row, column = divmod(j, n)
         first = column == 0
-        x = (column * panel_w + (0.0 if first else CALIBRATION_MM)) * scale + column * gap
+        x = side + (column * panel_w + (0.0 if first else CALIBRATION_MM)) * scale + column * gap
         y = bottom + (grid_rows - 1 - row) * (paper_h * scale + row_gap)
         ax = paper_axes(fig, x, y, panel_w, paper_h, scale, calibration=first)
         draw_panels(ax, signal, panels, fs, layers=layer, evidence=evidence, calibration=first)
