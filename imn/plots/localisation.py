@@ -29,7 +29,6 @@ from imn.plots.base import (  # noqa: E402
     check_rate,
     fig_mm,
     footer_caption,
-    is_time_only,
     text_width_mm,
     title as draw_title,
     title_mm,
@@ -88,9 +87,12 @@ def plot_localisation_examples(
         if list(example.attributions) != methods:
             raise ValueError(f"example {example.label!r} has methods {list(example.attributions)}"
                              f"; expected {methods} (the same in every block)")
-    names = {(i, method): method_label(method)
-             + (" (time only)" if is_time_only(np.asarray(example.attributions[method])) else "")
-             for i, example in enumerate(examples) for method in methods}
+    # Every strip's layers first: the label margin depends on which maps are time-only.
+    strips = {(i, method): attribution_layers(
+        as_ecg(example.attributions[method], f"attribution {method!r} of {example.label!r}"),
+        fs, smooth_s) for i, example in enumerate(examples) for method in methods}
+    names = {key: method_label(key[1]) + (" (time only)" if layers.band is None else "")
+             for key, layers in strips.items()}
     trace_h, strip_h, strip_gap, block_gap = 12.0, 3.2, 0.6, 7.0
     # The strips' labels sit left of them: the margin grows with the longest one
     # ("Attention map (xECGNet) (time only)" was cut off at 30 mm).
@@ -124,8 +126,7 @@ def plot_localisation_examples(
         ax.spines[["top", "right", "bottom"]].set_visible(False)
         ax.set_title(example.label, loc="left", fontsize=7, pad=2)
         for j, method in enumerate(methods):
-            a = as_ecg(example.attributions[method], f"attribution {method!r} of {example.label!r}")
-            layers = attribution_layers(a, fs, smooth_s)
+            layers = strips[index, method]
             label = layers.colorbar_label
             kinds.add(layers.signed)
             row = layers.strip if layers.band is None else layers.band[:, lead]
