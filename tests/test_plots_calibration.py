@@ -32,3 +32,23 @@ def test_run_reliability_needs_saved_logits(tmp_path):
         plot_run_reliability(tmp_path)
     with pytest.raises(FileNotFoundError, match="predictions_validation"):
         plot_run_reliability(tmp_path, split="validation")
+
+
+def test_run_reliability_adds_the_prior_correction_and_the_calibrated_floor(tmp_path):
+    from imn.train.calibration import ece_floor
+
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(-1, 1, (120, 1))
+    labels = (rng.random((120, 1)) < sigmoid(true_logits)).astype(float)
+    offset = np.log([4.0])
+    np.savez(tmp_path / "predictions_test.npz", labels=labels, logits=true_logits + offset,
+             temperature=np.float64(1.3), logit_offset=offset)
+    fig = plot_run_reliability(tmp_path, tmp_path / "rel")
+    corrected = [line for line in fig.axes[0].get_lines()
+                 if line.get_label().startswith("prior-corrected")]
+    bins = reliability_bins(labels, sigmoid(true_logits))
+    np.testing.assert_allclose(corrected[0].get_xdata(), bins["confidence"])
+    note = [text for text in fig.axes[0].texts if text.get_gid() == "ece-floor"]
+    floor = ece_floor(sigmoid(true_logits + offset))["mean"][0]
+    assert note and f"{floor:.3f}" in note[0].get_text() and "120 ECGs" in note[0].get_text()
+    assert (tmp_path / "rel.png").stat().st_size > 0

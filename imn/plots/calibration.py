@@ -78,19 +78,27 @@ def plot_reliability(
 
 def plot_run_reliability(workdir: str | Path, out: str | Path | None = None, *,
                          split: str = "test", n_bins: int = DEFAULT_BINS) -> plt.Figure:
-    """Reliability diagram of a finished run's ``split``: raw probabilities and those
-    temperature-scaled with the T fitted on validation (``predictions_{split}.npz``)."""
-    from imn.train.calibration import sigmoid
+    """Reliability diagram of a finished run's ``split``: raw probabilities, those
+    temperature-scaled with the T fitted on validation, and (for runs that saved the
+    training loss's prior offset) those with the class weighting's logit shift undone
+    (``predictions_{split}.npz``). A note gives the ECE a perfectly calibrated model would
+    show on this many records (:func:`imn.train.calibration.ece_floor`)."""
+    from imn.train.calibration import ece_floor, sigmoid
+    from imn.train.run_folder import read_calibrated_predictions
 
-    path = Path(workdir) / f"predictions_{split}.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; evaluate the run first")
-    saved = np.load(path)
-    if "logits" not in saved or "temperature" not in saved:
-        raise ValueError(f"{path} has no logits/temperature (written before calibration was "
-                         "reported); re-run `imn evaluate` on the run")
+    saved = read_calibrated_predictions(workdir, split)
     labels, logits, temperature = saved["labels"], saved["logits"], float(saved["temperature"])
     series = {"raw": (labels, sigmoid(logits)),
               f"T-scaled (T = {temperature:.3g}, fit on val)": (labels, sigmoid(logits / temperature))}
-    return plot_reliability(series, out, n_bins=n_bins,
-                            title=f"{Path(workdir).name}: {split}")
+    if "logit_offset" in saved:
+        series["prior-corrected (- log class weight)"] = (
+            labels, sigmoid(logits - saved["logit_offset"]))
+    fig = plot_reliability(series, out=None, n_bins=n_bins,
+                           title=f"{Path(workdir).name}: {split}")
+    floor = float(np.mean(ece_floor(sigmoid(logits), n_bins)["mean"]))
+    fig.axes[0].text(0.98, 0.08, f"calibrated model on {len(labels)} ECGs: ECE ≈ {floor:.3f}",
+                     transform=fig.axes[0].transAxes, ha="right", va="bottom", fontsize=6,
+                     color="#555555", gid="ece-floor")
+    if out is not None:
+        save_figure(fig, out)
+    return fig

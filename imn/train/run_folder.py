@@ -53,6 +53,23 @@ def read_metrics(workdir: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def read_calibrated_predictions(workdir: str | Path, split: str) -> dict[str, Any]:
+    """The run's ``predictions_{split}.npz`` as a dict of arrays, with the ``logits`` and
+    ``temperature`` that calibration needs (files from before calibration lack them: an error
+    says to evaluate the run again)."""
+    import numpy as np
+
+    path = Path(workdir) / f"predictions_{split}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; evaluate the run first")
+    with np.load(path) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    if "logits" not in arrays or "temperature" not in arrays:
+        raise ValueError(f"{path} has no logits/temperature (written before calibration was "
+                         "reported); re-run `imn evaluate` on the run")
+    return arrays
+
+
 def read_run_config(workdir: str | Path) -> TrainConfig:
     """The ``TrainConfig`` of an existing run folder, with errors that name the folder."""
     workdir = Path(workdir)

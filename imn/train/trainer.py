@@ -98,17 +98,22 @@ def build_model(config: TrainConfig, num_labels: int, sampling_rate: int, input_
     )
 
 
+def class_weights_for(head: str, config: TrainConfig, train_labels: np.ndarray) -> np.ndarray:
+    """The task loss's class weights from the training labels ``(N, K)``: balanced weights
+    ``(2,)`` for a softmax head, BCE ``pos_weight`` ``(K,)`` (or ones) for a sigmoid head."""
+    if head == "softmax":
+        return losses.balanced_class_weights(train_labels)
+    if config.optim.pos_weight:
+        return losses.positive_weights(train_labels)
+    return np.ones(train_labels.shape[1], np.float32)
+
+
 def loss_spec_for(model, config: TrainConfig, train_labels: np.ndarray,
                   attention_targets: np.ndarray | None = None) -> LossSpec:
     """Task loss of ``model``; for an attention branch network (xECGNet) also its branch's
     BCE and, with ``attention_targets`` (stage 2), the attention regulariser."""
     head = getattr(model, "head_type", "sigmoid")
-    if head == "softmax":
-        weights = losses.balanced_class_weights(train_labels)
-    elif config.optim.pos_weight:
-        weights = losses.positive_weights(train_labels)
-    else:
-        weights = np.ones(train_labels.shape[1], np.float32)
+    weights = class_weights_for(head, config, train_labels)
     l1 = config.optim.weight_l1 if hasattr(model, "generate") else 0.0
     auxiliary = None
     if attention.has_attention_branch(model):
@@ -218,6 +223,11 @@ def _host_array(value: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(value, tiled=True))
 
 
+def run_head(run: Run) -> str:
+    """The run's model head: ``'sigmoid'`` or ``'softmax'``."""
+    return getattr(merge_eval_model(run.steps, run.steps.init_state()), "head_type", "sigmoid")
+
+
 def binary_logit_step(run: Run):
     """A jitted ``(state, batch) -> (B, K)`` (or ``(B, W, K)`` windowed) of the binary logits
     whose sigmoid is each class's score (:func:`imn.train.calibration.binary_logits`):
@@ -225,7 +235,7 @@ def binary_logit_step(run: Run):
     ``compute_dtype`` the scores were computed in."""
     if run.logit_step is not None:
         return run.logit_step
-    head = getattr(merge_eval_model(run.steps, run.steps.init_state()), "head_type", "sigmoid")
+    head = run_head(run)
 
     @jax.jit
     def step(state: TrainState, batch: dict) -> jax.Array:
@@ -413,7 +423,9 @@ def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -
     fitted on the validation split only.
 
     Each split's summary gains ``calibration`` (:func:`imn.train.calibration.calibration_summary`:
-    ECE and Brier before and after temperature scaling) and ``macro_auroc_scaled``, the
+    ECE and Brier before and after temperature scaling and after undoing the class-weighted
+    loss's prior shift, and the ECE perfect calibration would show on the split's records)
+    and ``macro_auroc_scaled``, the
     macro AUROC of the temperature-scaled model, ranked by ``logits / T`` in float64 (the
     logits' ranking: a positive temperature cannot change it; the raw ``macro_auroc`` ranks
     float32 probabilities, which tie where a saturated model rounds them to 0 or 1), and
@@ -425,6 +437,8 @@ def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -
     logits = {name: predict(run, state, run.data.split(name).signals, logits=True) for name in names}
     thresholds = metrics.choose_thresholds(run.data.validation.labels, scores["validation"])
     temperature = calibration.fit_temperature(run.data.validation.labels, logits["validation"])
+    head = run_head(run)
+    offset = calibration.prior_offset(class_weights_for(head, config, run.data.train.labels), head)
     results = {}
     for name in splits:
         part = run.data.split(name)
@@ -432,19 +446,43 @@ def evaluate_state(run: Run, state: TrainState, splits=("validation", "test")) -
             run.workdir / f"predictions_{name}.npz",
             scores=scores[name], logits=logits[name], labels=part.labels, ecg_ids=part.ecg_ids,
             classes=np.asarray(run.data.classes), thresholds=thresholds,
-            temperature=np.float64(temperature),
+            temperature=np.float64(temperature), logit_offset=offset,
         )
         results[name] = metrics.summarize(
             part.labels, scores[name], thresholds=thresholds, n_boot=config.bootstrap_samples,
             seed=config.seed, class_names=list(run.data.classes),
         )
         results[name]["calibration"] = calibration.calibration_summary(
-            part.labels, logits[name], temperature)
+            part.labels, logits[name], temperature, logit_offset=offset)
         # On logits / T (float64), not on sigmoids that may round to 0 or 1 and tie.
         results[name]["macro_auroc_scaled"] = metrics.macro_auroc(
             part.labels, logits[name] / temperature)
         results[name]["protocol"] = config.data.protocol
     return results
+
+
+def saved_calibration(workdir: str | Path, split: str = "validation", *,
+                      train_labels: np.ndarray | None = None) -> dict:
+    """The calibration summary of a finished run's ``split`` recomputed from its
+    ``predictions_{split}.npz`` without the model (for runs whose ``metrics.json`` predates
+    a key): the same dict :func:`evaluate_state` writes.
+
+    The prior offset is the one saved beside the logits; a file written before it was saved
+    gets it from the training labels ``(N, K)``: ``train_labels`` if given (to load a task's
+    data once for many runs), else read again with the run's data config.
+    """
+    saved = run_folder.read_calibrated_predictions(workdir, split)
+    if "logit_offset" in saved:
+        offset = saved["logit_offset"]
+    else:
+        config = run_folder.read_run_config(workdir)
+        if train_labels is None:
+            train_labels = prepare_task_data(config.data, seed=config.seed).train.labels
+        labels = train_labels.shape[1]
+        head = "softmax" if model_outputs(config.model.name, labels) != labels else "sigmoid"
+        offset = calibration.prior_offset(class_weights_for(head, config, train_labels), head)
+    return calibration.calibration_summary(saved["labels"], saved["logits"],
+                                           float(saved["temperature"]), logit_offset=offset)
 
 
 def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:

@@ -112,3 +112,73 @@ def test_binary_logits_of_a_softmax_head_give_its_class_one_probability():
     assert calibration.binary_logits(logits, "sigmoid") is not None
     with pytest.raises(ValueError, match="head"):
         calibration.binary_logits(logits, "tanh")
+
+
+def test_ece_floor_with_one_bin_is_the_exact_mean_absolute_deviation_of_a_binomial():
+    # One bin, every p = 0.5: ECE = |k/N - 0.5| with k ~ Binomial(N, 0.5), whose mean is
+    # known exactly from the pmf.
+    from scipy.stats import binom
+
+    n = 40
+    k = np.arange(n + 1)
+    exact = float(np.sum(binom.pmf(k, n, 0.5) * np.abs(k / n - 0.5)))
+    floor = calibration.ece_floor(np.full((n, 1), 0.5), n_bins=1, draws=20_000, seed=3)
+    assert floor["mean"][0] == pytest.approx(exact, rel=0.03)
+    assert floor["p95"][0] > floor["mean"][0]
+
+
+def test_ece_floor_is_what_calibrated_labels_show_and_vanishes_when_saturated():
+    rng = np.random.default_rng(4)
+    probs = rng.uniform(0.05, 0.95, (52, 2))
+    floor = calibration.ece_floor(probs, draws=2_000, seed=0)
+    # An independent estimate: labels drawn by another generator from the same
+    # probabilities, scored with expected_calibration_error.
+    other = np.random.default_rng(99)
+    observed = np.mean([calibration.expected_calibration_error(
+        (other.random(probs.shape) < probs).astype(float), probs) for _ in range(2_000)], axis=0)
+    np.testing.assert_allclose(floor["mean"], observed, rtol=0.05)
+    assert np.all(floor["mean"] > 0.05)  # 52 records: far from 0 even when calibrated
+    many = calibration.ece_floor(rng.uniform(0.05, 0.95, (5_000, 1)), draws=200)
+    assert many["mean"][0] < floor["mean"].min() / 3  # the bias shrinks with more records
+    saturated = calibration.ece_floor(np.array([[0.0], [1.0], [1.0], [0.0]]), n_bins=2)
+    assert saturated["mean"][0] == 0.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        calibration.ece_floor(np.array([[1.5]]))
+
+
+@pytest.mark.parametrize("head,weights", [("sigmoid", np.array([4.6, 0.5])),
+                                          ("softmax", np.array([0.6, 2.8]))])
+def test_prior_offset_is_where_the_weighted_loss_has_its_optimum(head, weights):
+    # For a true probability q, minimise the expected weighted loss over the binary logit
+    # numerically; its minimiser sits at logit(q) + prior_offset.
+    q = np.array([0.1, 0.35, 0.8])
+    offset = calibration.prior_offset(weights, head)
+    for k in range(len(offset)):
+        w_pos, w_neg = (weights[k], 1.0) if head == "sigmoid" else (weights[1], weights[0])
+        for q_i in q:
+            def loss(z, q_i=q_i, w_pos=w_pos, w_neg=w_neg):
+                return -(w_pos * q_i * np.log(calibration.sigmoid(z))
+                         + w_neg * (1 - q_i) * np.log(1 - calibration.sigmoid(z)))
+            best = minimize_scalar(loss, bounds=(-20, 20), method="bounded",
+                                   options={"xatol": 1e-10}).x
+            assert best == pytest.approx(np.log(q_i / (1 - q_i)) + offset[k], abs=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        calibration.prior_offset(np.array([0.0, 1.0]), head)
+
+
+def test_summary_prior_correction_undoes_a_weighted_shift_that_temperature_cannot():
+    rng = np.random.default_rng(11)
+    true_logits = rng.normal(-1.0, 1.0, (4_000, 1))
+    labels = _labels_from(true_logits, 12)
+    offset = calibration.prior_offset(np.array([5.0]), "sigmoid")
+    logits = true_logits + offset  # what a pos_weight-5 BCE converges to
+    temperature = calibration.fit_temperature(labels, logits)
+    summary = calibration.calibration_summary(labels, logits, temperature, logit_offset=offset)
+    assert summary["logit_offset"] == pytest.approx([np.log(5.0)])
+    assert summary["ece"] > 0.15 and summary["ece_scaled"] > 0.1
+    assert summary["ece_prior_corrected"] < 0.03 < summary["ece_scaled"]
+    assert summary["brier_prior_corrected"] < summary["brier"]
+    # The floor is the ECE of labels drawn from the raw probabilities themselves.
+    floor = calibration.ece_floor(calibration.sigmoid(logits))
+    assert summary["ece_floor"] == pytest.approx(float(floor["mean"].mean()))
+    assert "ece_prior_corrected" not in calibration.calibration_summary(labels, logits, temperature)

@@ -164,8 +164,21 @@ def _check_calibration_protocol_and_tensorboard(tmp_path, summary):
                                rtol=1e-4, atol=1e-6)
     from imn.train.metrics import macro_auroc
     assert test["macro_auroc_scaled"] == macro_auroc(predictions["labels"], predictions["logits"])
-    for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+    for key in ("ece", "ece_scaled", "brier", "brier_scaled", "ece_prior_corrected", "ece_floor"):
         assert 0.0 <= test["calibration"][key] <= 1.0
+    # The prior correction undoes the BCE pos_weight of the training split: log(n_neg / n_pos).
+    from imn.train.config import TrainConfig
+    from imn.train.data import prepare_task_data
+
+    config = TrainConfig.from_json((tmp_path / "config.json").read_text())
+    train_labels = prepare_task_data(config.data, seed=config.seed).train.labels
+    positives = train_labels.sum(axis=0)
+    expected_offset = np.log((len(train_labels) - positives) / positives)
+    np.testing.assert_allclose(test["calibration"]["logit_offset"], expected_offset, rtol=1e-6)
+    np.testing.assert_allclose(predictions["logit_offset"], expected_offset, rtol=1e-6)
+    corrected = calibration.sigmoid(predictions["logits"] - predictions["logit_offset"])
+    assert test["calibration"]["ece_prior_corrected"] == pytest.approx(float(np.mean(
+        calibration.expected_calibration_error(predictions["labels"], corrected))))
     # TensorBoard: one scalar per epoch per curve, readable by the protobuf reader.
     files = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert files
