@@ -74,6 +74,11 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
         assert float(row["test_macro_auroc_mean"]) == pytest.approx(statistics.mean(aurocs))
         assert float(row["test_macro_auroc_sd"]) == pytest.approx(statistics.stdev(aurocs))
         assert row["stopped_early"] == "0/2"  # the tiny preset has no patience
+        calibrations = [json.loads((out / f"runs/synthetic/{row['variant']}/seed{s}/metrics.json")
+                                   .read_text())["validation"]["calibration"] for s in (0, 1)]
+        for key in ("ece", "ece_floor", "ece_prior_corrected"):
+            assert float(row[f"val_{key}_mean"]) == pytest.approx(
+                statistics.mean(c[key] for c in calibrations))
     # per class (the synthetic task has several): the mean over seeds of each run's own value
     per_class = _read_csv(out / "table_trainability_per_class.csv")
     classes = json.loads((out / "runs/synthetic/cnn2d/seed0/metrics.json").read_text())["test"]["per_class"]
@@ -99,3 +104,26 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
     again = json.loads((out / "study.json").read_text())
     assert again["train_seconds"] == first["train_seconds"]
     assert again["total_seconds"] > first["total_seconds"]
+    _check_calibration_of_runs_evaluated_before_it_was_reported(out, rows)
+
+
+def _check_calibration_of_runs_evaluated_before_it_was_reported(out, rows):
+    """A run folder from before the floor and the prior offset were saved: the table
+    recomputes both from its predictions and its training labels, to the same numbers."""
+    import numpy as np
+
+    from imn.reproduce.trainability import table_rows
+
+    run = out / "runs/synthetic/cnn2d/seed1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("ece_floor", "ece_floor_p95", "ece_prior_corrected", "logit_offset"):
+        del metrics["validation"]["calibration"][key]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with np.load(run / "predictions_validation.npz") as saved:
+        arrays = {key: saved[key] for key in saved.files if key != "logit_offset"}
+    np.savez(run / "predictions_validation.npz", **arrays)
+    study = make_study("tiny", None, seeds=(0, 1), variants=("imn_stable", "cnn2d"))
+    again = {r["variant"]: r for r in table_rows(study, out)}
+    for row in rows:
+        for key in ("val_ece_mean", "val_ece_floor_mean", "val_ece_prior_corrected_mean"):
+            assert again[row["variant"]][key] == pytest.approx(float(row[key]), rel=1e-9)

@@ -18,8 +18,10 @@ on the synthetic task; 3 seeds each. It writes into ``--out``:
 * ``initial_logits.{csv,pdf,png}``: |initial logit| of each model (training mode, the first
   validation batch of each task) over the seeds,
 * ``table_trainability.{csv,md}``: test macro AUROC mean +- sd over seeds, validation ECE
-  before temperature scaling, saturated test probabilities, epochs run and whether early
-  stopping ended the run, per task and variant,
+  before temperature scaling, beside the ECE a perfectly calibrated model would show on those
+  records (its floor: the validation folds are small) and after undoing the class-weighted
+  loss's prior shift (:mod:`imn.train.calibration`), saturated test probabilities, epochs run
+  and whether early stopping ended the run, per task and variant,
 * ``table_trainability_per_class.{csv,md}``: test AUROC per class, mean +- sd over seeds,
   for the tasks with more than one class (superdiagnostic, synthetic),
 * ``study.json``: the plan (every training config) and wall times.
@@ -159,11 +161,39 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), (float(statistics.stdev(values)) if len(values) > 1 else 0.0)
 
 
+_CALIBRATION_KEYS = ("ece", "ece_floor", "ece_prior_corrected")
+
+
+def validation_calibration(study: Study, out: Path, task: str, variant: str, seed: int,
+                           metrics: dict[str, Any], train_labels: dict) -> dict[str, Any]:
+    """A finished run's validation calibration with the ECE floor and the prior-corrected
+    ECE: from its ``metrics.json``, or recomputed from its saved predictions when the run
+    was evaluated before those were reported (``train_labels``: a cache of training labels
+    by task and seed, filled on first use)."""
+    from imn.train.trainer import saved_calibration
+
+    summary = metrics["validation"].get("calibration", {})
+    if all(key in summary for key in _CALIBRATION_KEYS):
+        return summary
+    workdir = study.run_dir(out, task, variant, seed)
+    if not (workdir / "predictions_validation.npz").exists():
+        return summary
+    if (task, seed) not in train_labels:
+        from imn.train.data import prepare_task_data
+
+        config = study.config(task, variant, seed)
+        train_labels[task, seed] = prepare_task_data(config.data, seed=config.seed).train.labels
+    return saved_calibration(workdir, "validation", train_labels=train_labels[task, seed])
+
+
 def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
-    """Per task and variant, over the finished seeds: test macro AUROC mean and sd, the
-    temperature-scaled model's, validation ECE (raw), saturated test probabilities, epochs run,
-    and how many runs stopped early (patience) rather than at the epoch cap."""
+    """Per task and variant, over the finished seeds: test macro AUROC mean and sd, validation
+    ECE raw, beside the ECE a perfectly calibrated model would show on those records (its
+    floor) and after undoing the class-weighted loss's prior shift, saturated test
+    probabilities, epochs run, and how many runs stopped early (patience) rather than at the
+    epoch cap."""
     rows = []
+    train_labels: dict = {}
     for task in study.tasks:
         for variant in study.variants:
             finished = [(s, m) for s in study.seeds
@@ -171,18 +201,23 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             if not finished:
                 continue
             test_auroc = [m["test"]["macro_auroc"] for _, m in finished]
-            val_ece = [m["validation"].get("calibration", {}).get("ece") for _, m in finished]
+            val_calibration = [validation_calibration(study, out, task, variant, s, m, train_labels)
+                               for s, m in finished]
+            calibration_columns = {}
+            for key in _CALIBRATION_KEYS:
+                key_mean, key_sd = _mean_sd([c.get(key) for c in val_calibration])
+                calibration_columns[f"val_{key}_mean"] = key_mean
+                calibration_columns[f"val_{key}"] = f"{key_mean:.3f} ± {key_sd:.3f}"
             saturated = [m["test"].get("calibration", {}).get("saturated") for _, m in finished]
             epochs = [len(read_history(study.run_dir(out, task, variant, s))) for s, _ in finished]
             # The trainer's own verdict (patience can run out on the cap's last epoch).
             stopped = [bool(m.get("stopped_early")) for _, m in finished]
             mean, sd = _mean_sd(test_auroc)
-            ece_mean, ece_sd = _mean_sd(val_ece)
             rows.append({
                 "task": task, "variant": variant, "seeds": len(finished),
                 "test_macro_auroc_mean": mean, "test_macro_auroc_sd": sd,
                 "test_macro_auroc": f"{mean:.3f} ± {sd:.3f}",
-                "val_ece_mean": ece_mean, "val_ece": f"{ece_mean:.3f} ± {ece_sd:.3f}",
+                **calibration_columns,
                 "test_saturated_total": int(sum(s or 0 for s in saturated)),
                 "epochs_run": ", ".join(str(e) for e in epochs),
                 "stopped_early": f"{sum(stopped)}/{len(stopped)}",
@@ -225,6 +260,8 @@ TABLE_COLUMNS = [
     ("task", "task"), ("variant", "model"), ("seeds", "seeds"),
     ("test_macro_auroc", "test macro AUROC (mean ± sd)"),
     ("val_ece", "val ECE, raw (mean ± sd)"),
+    ("val_ece_floor", "val ECE of a calibrated model (floor)"),
+    ("val_ece_prior_corrected", "val ECE, prior-corrected"),
     ("test_saturated_total", "test p = 0 or 1 (all seeds)"),
     ("epochs_run", "epochs run"), ("stopped_early", "early-stopped"),
 ]
