@@ -297,7 +297,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                      models=_names(args.models),
                      tasks=_names(args.tasks), methods=_names(args.methods), n_explain=args.n_explain)
     out = Path(args.out or f"results/{plan.source}-{plan.preset}")
-    summary = reproduce(plan, out, figures=not args.no_figures, allow_data_move=args.allow_data_move)
+    if args.tables_only:
+        from imn.reproduce.runner import rebuild_tables
+
+        summary = rebuild_tables(plan, out)
+    else:
+        summary = reproduce(plan, out, figures=not args.no_figures, allow_data_move=args.allow_data_move)
     for table in ("table_classification", "table_per_class", "table_faithfulness", "table_localisation",
                   "table_localisation_by_finding", "table_cost"):
         path = out / f"{table}.md"
@@ -467,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--methods", help="comma-separated subset of the explanation methods")
     repro.add_argument("--n-explain", type=int, help="test ECGs explained per model")
     repro.add_argument("--no-figures", action="store_true", help="tables only")
+    repro.add_argument("--tables-only", action="store_true",
+                       help="rebuild the tables of a finished reproduction in --out from its run folders "
+                            "(same command otherwise); trains, explains and draws nothing")
     repro.add_argument("--allow-data-move", action="store_true", help=ALLOW_MOVE_HELP + " (runs already in --out)")
     repro.set_defaults(func=cmd_reproduce)
 

@@ -159,7 +159,7 @@ def _read_csv(path):
 
 
 @pytest.mark.slow
-def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
+def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path, capsys):
     out = tmp_path / "repro"
     command = ["reproduce", "--preset", "tiny", "--synthetic", "--out", str(out),
                "--models", "imn,resnet1d_wang", "--methods", "imn,gradcam,saliency,random"]
@@ -180,6 +180,8 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
         calibration = metrics["test"]["calibration"]
         assert float(row["test_ece"]) == pytest.approx(calibration["ece"])
         assert float(row["test_ece_scaled"]) == pytest.approx(calibration["ece_scaled"])
+        assert float(row["test_ece_floor"]) == pytest.approx(calibration["ece_floor"])
+        assert float(row["test_ece_prior_corrected"]) == pytest.approx(calibration["ece_prior_corrected"])
         assert float(row["temperature"]) == pytest.approx(calibration["temperature"])
         assert float(row["test_macro_auroc_scaled"]) == pytest.approx(metrics["test"]["macro_auroc_scaled"])
         assert row["protocol"] == "val 9 / test 10"
@@ -244,6 +246,24 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     assert os.stat(metrics_file).st_mtime_ns == stamp
     assert (out / "table_faithfulness.csv").read_text() == table
 
+    # --tables-only rebuilds the tables from the run folders and touches no run or figure;
+    # the ledger lists it; another plan's tables are refused, naming the difference.
+    classification = (out / "table_classification.csv").read_text()
+    outputs = json.loads((out / "reproduce.json").read_text())["outputs"]
+    figure = next((out / "figures").glob("*.png"))
+    figure_stamp = os.stat(figure).st_mtime_ns
+    (out / "table_classification.csv").unlink()
+    assert main([*command, "--tables-only"]) == 0
+    assert (out / "table_classification.csv").read_text() == classification
+    assert os.stat(metrics_file).st_mtime_ns == stamp and os.stat(figure).st_mtime_ns == figure_stamp
+    ledger = json.loads((out / "reproduce.json").read_text())
+    assert ledger["invocations"][-1]["tables_only"] and ledger["finished"]
+    assert ledger["outputs"] == outputs  # the same tables, rewritten
+    assert main([*command[:-2], "--methods", "imn,random", "--tables-only"]) == 2
+    assert "explanation settings" in capsys.readouterr().err
+    assert main(["reproduce", "--preset", "tiny", "--synthetic", "--out", str(tmp_path / "none"),
+                 "--tables-only"]) == 2
+
     # New explanation settings re-explain and keep the trained runs; the figures of a model
     # whose usual method (Grad-CAM) was not explained are drawn with another one.
     assert main([*command[:-2], "--methods", "imn,random"]) == 0
@@ -277,10 +297,10 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path):
     with pytest.raises(ConfigError, match=r"runs/synthetic/imn was trained with another config \(optim.learning_rate"):
         reproduce(changed, out, figures=False)
     assert {path: path.read_bytes() for path in out.rglob("*.json")} == before
-    # Every invocation that ran is listed with its commit and command (four here; the refused
-    # one changed nothing).
+    # Every invocation that ran is listed with its commit and command (five here, one of them
+    # tables only; the refused ones changed nothing).
     invocations = json.loads((out / "reproduce.json").read_text())["invocations"]
-    assert len(invocations) == 4 and all(i["git"] and i["created"] and i["command"] for i in invocations)
+    assert len(invocations) == 5 and all(i["git"] and i["created"] and i["command"] for i in invocations)
 
 
 def test_a_continued_stage_one_run_retrains_its_fine_tuned_run_even_after_a_kill(tmp_path, monkeypatch):

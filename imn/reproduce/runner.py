@@ -278,7 +278,7 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True, allow_data_m
     ledger.data["provenance"] = record  # this invocation's; every one is listed below
     ledger.data.setdefault("invocations", []).append(
         {"created": record["created"], "git": record["git"], "command": ledger.data["command"]})
-    device = f"{record['device'].get('platform', '?')}: {record['device'].get('device_kind', '?')}"
+    device = _recorded_device({"provenance": record})
     ledger.save()
     start = time.perf_counter()
     with ledger.stage("train"):
@@ -301,3 +301,48 @@ def reproduce(plan: Plan, out: str | Path, *, figures: bool = True, allow_data_m
     logger.info("reproduction finished in %s (this invocation); %s total over all invocations",
                 format_seconds(time.perf_counter() - start), format_seconds(ledger.data["wall_seconds_total"]))
     return ledger.data
+
+
+def _recorded_device(data: dict[str, Any]) -> str:
+    """The device of a reproduction's runs, as :func:`reproduce` words it for its tables."""
+    device = data.get("provenance", {}).get("device", {})
+    return f"{device.get('platform', '?')}: {device.get('device_kind', '?')}"
+
+
+def rebuild_tables(plan: Plan, out: str | Path) -> dict[str, Any]:
+    """Write the tables of the finished reproduction in ``out`` again from its run folders,
+    training, explaining and drawing nothing (``imn reproduce ... --tables-only``): for a
+    change in how runs are scored or tabled, without CPU hours of re-running.
+
+    The plan must be the one the folder was reproduced with (its training and explanation
+    parts); the cost table keeps the device the runs were measured on. ``reproduce.json``
+    records the invocation (``tables_only``) and adds its seconds to the tables stage.
+    """
+    from imn.errors import UserError
+
+    out = Path(out)
+    path = out / "reproduce.json"
+    if not path.exists():
+        raise UserError(f"{out} has no reproduce.json; run `imn reproduce` without --tables-only first")
+    data = json.loads(path.read_text())
+    if not data.get("finished"):
+        raise UserError(f"the reproduction in {out} has not finished; run `imn reproduce` "
+                        "without --tables-only to finish it")
+    current = json.loads(json.dumps(plan.to_dict()))
+    for part, name in ((_training_part, "training"), (_explanation_part, "explanation")):
+        if part(data["plan"]) != part(current):
+            raise UserError(f"the {name} settings asked for differ from those {out} was reproduced "
+                            "with; its tables can only be rebuilt with the same command")
+    record = provenance.collect()
+    start = time.perf_counter()
+    written = tables_stage(plan, out, _recorded_device(data))
+    seconds = data.setdefault("stage_seconds", {}).get("tables", 0.0) + time.perf_counter() - start
+    data["stage_seconds"]["tables"] = round(seconds, 1)
+    data.setdefault("invocations", []).append(
+        {"created": record["created"], "git": record["git"], "tables_only": True,
+         "command": " ".join(["imn", *sys.argv[1:]]) if sys.argv else "imn reproduce --tables-only"})
+    data["outputs"] = sorted(set(data.get("outputs", [])) | {str(p.relative_to(out)) for p in written})
+    atomic.write_json(path, data, default=str)
+    logger.info("%d tables of %s rebuilt", len(written), out)
+    return data
+

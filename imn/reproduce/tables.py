@@ -12,8 +12,9 @@ respond to perturbation, and the random control's by-construction values.
   multi-label task) subset accuracy with 95% bootstrap CIs, validation AUROC, how training
   ended (early stopping or the epoch cap), test records and positives, the evaluation
   protocol, and calibration (ECE with equal-mass bins and Brier score, raw and after
-  temperature scaling fitted on validation; the scaled model's AUROC, which equals the
-  logits'). F1 and subset accuracy use per-class thresholds chosen on the
+  temperature scaling fitted on validation; the ECE a perfectly calibrated model would show
+  on the test records, and the ECE with the class weighting's logit shift undone; the scaled
+  model's AUROC, which equals the logits'). F1 and subset accuracy use per-class thresholds chosen on the
   validation split.
 * :func:`per_class_rows`: per task, model and class of a task with more than one class,
   the validation threshold, the test F1, precision and recall at it, and test AUROC and
@@ -77,6 +78,7 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
     """One row per finished run ``{(task, model): workdir}`` (runs without ``metrics.json``
     are skipped)."""
     rows = []
+    train_labels: dict = {}  # one data load per task for runs that predate a calibration key
     for task, model, metrics in _finished_runs(runs):
         test = metrics["test"]
         row: dict[str, Any] = {"task": task, "model": model}
@@ -92,7 +94,7 @@ def classification_rows(runs: dict[tuple[str, str], Path]) -> list[dict[str, Any
         row["test_records"] = test["n_records"]
         row["test_positives"] = _positives(test)
         row["protocol"] = protocol_label(metrics.get("protocol", "separate"))
-        row.update(_calibration_columns(metrics))
+        row.update(_calibration_columns(metrics, runs[task, model], train_labels))
         rows.append(row)
     return rows
 
@@ -118,15 +120,22 @@ def protocol_label(protocol: str) -> str:
 _NAN = float("nan")
 
 
-def _calibration_columns(metrics: dict[str, Any]) -> dict[str, float]:
-    """Calibration of the raw model and of the temperature-scaled one (NaN for runs written
-    before calibration was reported)."""
-    test = metrics["test"].get("calibration", {})
+def _calibration_columns(metrics: dict[str, Any], workdir: Path,
+                         train_labels: dict) -> dict[str, float]:
+    """Calibration of the raw model, of the temperature-scaled one and of the prior-corrected
+    one, and the ECE a calibrated model would show on the test records (NaN for runs written
+    before calibration was reported; the floor and the prior correction of runs evaluated
+    before those were reported are recomputed from their predictions)."""
+    from imn.train.trainer import run_calibration
+
+    test = run_calibration(workdir, metrics, "test", train_labels)
     val = metrics.get("validation", {}).get("calibration", {})
     return {
         "temperature": float(test.get("temperature", _NAN)),
         "val_ece": float(val.get("ece", _NAN)),
         "test_ece": float(test.get("ece", _NAN)),
+        "test_ece_floor": float(test.get("ece_floor", _NAN)),
+        "test_ece_prior_corrected": float(test.get("ece_prior_corrected", _NAN)),
         "test_ece_scaled": float(test.get("ece_scaled", _NAN)),
         "test_brier": float(test.get("brier", _NAN)),
         "test_brier_scaled": float(test.get("brier_scaled", _NAN)),
@@ -143,7 +152,9 @@ CLASSIFICATION_COLUMNS = [
     ("test_subset_accuracy", "test subset accuracy [95% CI]"),
     ("val_macro_auroc", "val macro AUROC"),
     ("training_ended", "training ended by"),
-    ("test_ece", "test ECE"), ("test_ece_scaled", "test ECE, T-scaled"),
+    ("test_ece", "test ECE"), ("test_ece_floor", "test ECE of a calibrated model (floor)"),
+    ("test_ece_prior_corrected", "test ECE, prior-corrected"),
+    ("test_ece_scaled", "test ECE, T-scaled"),
     ("test_brier", "test Brier"), ("test_brier_scaled", "test Brier, T-scaled"),
     ("temperature", "T (fit on val)"),
     ("test_macro_auroc_scaled", "test macro AUROC, T-scaled"),

@@ -164,34 +164,14 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 _CALIBRATION_KEYS = ("ece", "ece_floor", "ece_prior_corrected")
 
 
-def validation_calibration(study: Study, out: Path, task: str, variant: str, seed: int,
-                           metrics: dict[str, Any], train_labels: dict) -> dict[str, Any]:
-    """A finished run's validation calibration with the ECE floor and the prior-corrected
-    ECE: from its ``metrics.json``, or recomputed from its saved predictions when the run
-    was evaluated before those were reported (``train_labels``: a cache of training labels
-    by task and seed, filled on first use)."""
-    from imn.train.trainer import saved_calibration
-
-    summary = metrics["validation"].get("calibration", {})
-    if all(key in summary for key in _CALIBRATION_KEYS):
-        return summary
-    workdir = study.run_dir(out, task, variant, seed)
-    if not (workdir / "predictions_validation.npz").exists():
-        return summary
-    if (task, seed) not in train_labels:
-        from imn.train.data import prepare_task_data
-
-        config = study.config(task, variant, seed)
-        train_labels[task, seed] = prepare_task_data(config.data, seed=config.seed).train.labels
-    return saved_calibration(workdir, "validation", train_labels=train_labels[task, seed])
-
-
 def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
     """Per task and variant, over the finished seeds: test macro AUROC mean and sd, validation
     ECE raw, beside the ECE a perfectly calibrated model would show on those records (its
     floor) and after undoing the class-weighted loss's prior shift, saturated test
     probabilities, epochs run, and how many runs stopped early (patience) rather than at the
     epoch cap."""
+    from imn.train.trainer import run_calibration
+
     rows = []
     train_labels: dict = {}
     for task in study.tasks:
@@ -201,8 +181,8 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
             if not finished:
                 continue
             test_auroc = [m["test"]["macro_auroc"] for _, m in finished]
-            val_calibration = [validation_calibration(study, out, task, variant, s, m, train_labels)
-                               for s, m in finished]
+            val_calibration = [run_calibration(study.run_dir(out, task, variant, s), m,
+                                               "validation", train_labels) for s, m in finished]
             calibration_columns = {}
             for key in _CALIBRATION_KEYS:
                 key_mean, key_sd = _mean_sd([c.get(key) for c in val_calibration])

@@ -485,6 +485,36 @@ def saved_calibration(workdir: str | Path, split: str = "validation", *,
                                            float(saved["temperature"]), logit_offset=offset)
 
 
+# Calibration keys added after the first runs were evaluated (see :func:`run_calibration`).
+LATER_CALIBRATION_KEYS = ("ece_floor", "ece_prior_corrected")
+
+
+def run_calibration(workdir: str | Path, metrics: dict, split: str,
+                    train_labels_cache: dict | None = None) -> dict:
+    """A finished run's calibration summary of ``split``: the one in its ``metrics``, or, for
+    a run evaluated before :data:`LATER_CALIBRATION_KEYS` were reported, recomputed from its
+    saved predictions (:func:`saved_calibration`). ``train_labels_cache`` keeps each data
+    config's training labels for the next run of the same data; a run without saved logits
+    keeps what its ``metrics`` has.
+    """
+    summary = metrics.get(split, {}).get("calibration", {})
+    if all(key in summary for key in LATER_CALIBRATION_KEYS):
+        return summary
+    try:
+        saved = run_folder.read_calibrated_predictions(workdir, split)
+    except (FileNotFoundError, ValueError):
+        return summary
+    train_labels = None
+    if "logit_offset" not in saved:
+        config = run_folder.read_run_config(workdir)
+        key = (json.dumps(dataclasses.asdict(config.data), sort_keys=True, default=str), config.seed)
+        cache = {} if train_labels_cache is None else train_labels_cache
+        if key not in cache:
+            cache[key] = prepare_task_data(config.data, seed=config.seed).train.labels
+        train_labels = cache[key]
+    return saved_calibration(workdir, split, train_labels=train_labels)
+
+
 def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:
     """The best checkpoint (or the last one if validation never improved)."""
     target = run.steps.init_state()
