@@ -258,6 +258,7 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path, capsy
     assert os.stat(metrics_file).st_mtime_ns == stamp and os.stat(figure).st_mtime_ns == figure_stamp
     ledger = json.loads((out / "reproduce.json").read_text())
     assert ledger["invocations"][-1]["tables_only"] and ledger["finished"]
+    assert ledger["wall_seconds_total"] == pytest.approx(sum(ledger["stage_seconds"].values()), abs=0.2)
     assert ledger["outputs"] == outputs  # the same tables, rewritten
     assert main([*command[:-2], "--methods", "imn,random", "--tables-only"]) == 2
     assert "explanation settings" in capsys.readouterr().err

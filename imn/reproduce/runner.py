@@ -338,6 +338,7 @@ def rebuild_tables(plan: Plan, out: str | Path) -> dict[str, Any]:
     written = tables_stage(plan, out, _recorded_device(data))
     seconds = data.setdefault("stage_seconds", {}).get("tables", 0.0) + time.perf_counter() - start
     data["stage_seconds"]["tables"] = round(seconds, 1)
+    data["wall_seconds_total"] = round(sum(data["stage_seconds"].values()), 1)
     data.setdefault("invocations", []).append(
         {"created": record["created"], "git": record["git"], "tables_only": True,
          "command": " ".join(["imn", *sys.argv[1:]]) if sys.argv else "imn reproduce --tables-only"})
