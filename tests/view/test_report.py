@@ -194,3 +194,24 @@ def test_page_renders_in_chromium_without_errors(chromium, report, tmp_path):
         for name in ("saliency.png", "report.png"):
             shutil.copy(tmp_path / name, Path(keep) / name)
     print(f"first render {first_render_ms} ms; screenshots in {tmp_path}")
+
+
+def test_readme_screenshot_script_shows_the_ecg_asked_for(chromium, report, tmp_path, capsys):
+    """``docs/screenshot_viewer.py`` (the README's picture) selects the run and ECG it is
+    given and writes the page's top as a PNG."""
+    import importlib.util
+
+    out, payload, _ = report
+    run = payload["runs"][0]
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_viewer", Path(__file__).parents[2] / "docs" / "screenshot_viewer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    last = run["ecgs"][-1]
+    shot = tmp_path / "shot.png"
+    assert module.main(["--report", str(out), "--model", run["name"], "--ecg-id", str(last["id"]),
+                        "--out", str(shot), "--height", "700"]) == 0
+    assert f"ECG {last['id']} " in capsys.readouterr().out
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    with pytest.raises(SystemExit, match="no run"):
+        module.main(["--report", str(out), "--model", "no_such_model", "--out", str(shot)])
