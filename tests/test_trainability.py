@@ -8,6 +8,7 @@ import csv
 import json
 import statistics
 
+import numpy as np
 import pytest
 
 from imn.cli import main
@@ -95,7 +96,19 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
     for row in summary:
         values = [float(r["abs_logit"]) for r in logits if r["variant"] == row["variant"]]
         assert float(row["median_abs_logit"]) == pytest.approx(statistics.median(values))
-    for stem in ("learning_curves_synthetic", "initial_logits"):
+    # Reliability: one panel per model, its seeds' validation predictions pooled.
+    from imn.reproduce.trainability import reliability_panels
+    from imn.train.calibration import sigmoid
+
+    study = make_study("tiny", None, seeds=(0, 1), variants=("imn_stable", "cnn2d"))
+    panels, floors = reliability_panels(study, out, "synthetic")
+    assert len(panels) == 2 and set(floors) == set(panels)
+    pooled = np.concatenate([np.load(out / f"runs/synthetic/cnn2d/seed{s}/predictions_validation.npz")
+                             ["logits"] for s in (0, 1)])
+    cnn2d = panels["2-D CNN (2 seeds)"]
+    np.testing.assert_allclose(cnn2d["raw"][1], sigmoid(pooled))
+    assert set(cnn2d) == {"raw", "T-scaled", "prior-corrected"}
+    for stem in ("learning_curves_synthetic", "initial_logits", "reliability_synthetic"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").exists()
     # Repeating the command trains nothing again and keeps the first invocation's times.
     first = json.loads((out / "study.json").read_text())
@@ -110,8 +123,6 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
 def _check_calibration_of_runs_evaluated_before_it_was_reported(out, rows):
     """A run folder from before the floor and the prior offset were saved: the table
     recomputes both from its predictions and its training labels, to the same numbers."""
-    import numpy as np
-
     from imn.reproduce.trainability import table_rows
 
     run = out / "runs/synthetic/cnn2d/seed1"

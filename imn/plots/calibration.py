@@ -19,7 +19,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from imn.plots.attribution import SINGLE_COLUMN_MM, save_figure  # noqa: E402
+from imn.plots.attribution import DOUBLE_COLUMN_MM, SINGLE_COLUMN_MM, save_figure  # noqa: E402
 from imn.train.calibration import (  # noqa: E402
     DEFAULT_BINS,
     expected_calibration_error,
@@ -28,6 +28,38 @@ from imn.train.calibration import (  # noqa: E402
 
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 _MM = 1 / 25.4
+
+
+def _draw_reliability(ax: plt.Axes, hist: plt.Axes,
+                      series: Mapping[str, tuple[np.ndarray, np.ndarray]], n_bins: int) -> None:
+    """One reliability panel (``ax``) and its histogram of predictions (``hist``)."""
+    ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--", label="perfect")
+    edges = np.linspace(0, 1, 11)
+    width = 0.8 / (10 * len(series))
+    for i, (name, (labels, probs)) in enumerate(series.items()):
+        colour = _COLOURS[i % len(_COLOURS)]
+        bins = reliability_bins(labels, probs, n_bins)
+        ece = float(np.mean(expected_calibration_error(labels, probs, n_bins)))
+        ax.plot(bins["confidence"], bins["frequency"], marker="o", markersize=3,
+                linewidth=1.0, color=colour, label=f"{name} (ECE {ece:.3f})")
+        counts, _ = np.histogram(np.asarray(probs).ravel(), bins=edges)
+        centres = edges[:-1] + 0.05 + (i - (len(series) - 1) / 2) * width
+        hist.bar(centres, counts, width=width, color=colour, align="center")
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.tick_params(labelbottom=False)
+    ax.set_aspect("auto")
+    ax.legend(loc="upper left", fontsize=6, frameon=False)
+    hist.set(xlim=(0, 1), xlabel="predicted probability")
+    hist.set_yscale("symlog", linthresh=1)
+    for axis in (ax, hist):
+        axis.tick_params(labelsize=7)
+        axis.xaxis.label.set_size(7)
+        axis.yaxis.label.set_size(7)
+
+
+def _note(ax: plt.Axes, y: float, text: str, gid: str | None = None) -> None:
+    ax.text(0.98, y, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=6,
+            color="#555555", gid=gid)
 
 
 def plot_reliability(
@@ -45,30 +77,45 @@ def plot_reliability(
     grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08,
                             left=0.16, right=0.97, top=0.92 if title else 0.97, bottom=0.11)
     ax, hist = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
-    ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--", label="perfect")
-    edges = np.linspace(0, 1, 11)
-    width = 0.8 / (10 * len(series))
-    for i, (name, (labels, probs)) in enumerate(series.items()):
-        colour = _COLOURS[i % len(_COLOURS)]
-        bins = reliability_bins(labels, probs, n_bins)
-        ece = float(np.mean(expected_calibration_error(labels, probs, n_bins)))
-        ax.plot(bins["confidence"], bins["frequency"], marker="o", markersize=3,
-                linewidth=1.0, color=colour, label=f"{name} (ECE {ece:.3f})")
-        counts, _ = np.histogram(np.asarray(probs).ravel(), bins=edges)
-        centres = edges[:-1] + 0.05 + (i - (len(series) - 1) / 2) * width
-        hist.bar(centres, counts, width=width, color=colour, align="center")
-    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed positive rate")
-    ax.tick_params(labelbottom=False)
-    ax.set_aspect("auto")
-    ax.legend(loc="upper left", fontsize=6, frameon=False)
-    ax.text(0.98, 0.02, f"{n_bins} equal-mass bins", transform=ax.transAxes, ha="right",
-            va="bottom", fontsize=6, color="#555555")
-    hist.set(xlim=(0, 1), xlabel="predicted probability", ylabel="ECGs")
-    hist.set_yscale("symlog", linthresh=1)
-    for axis in (ax, hist):
-        axis.tick_params(labelsize=7)
-        axis.xaxis.label.set_size(7)
-        axis.yaxis.label.set_size(7)
+    _draw_reliability(ax, hist, series, n_bins)
+    ax.set_ylabel("observed positive rate", fontsize=7)
+    hist.set_ylabel("ECGs", fontsize=7)
+    _note(ax, 0.02, f"{n_bins} equal-mass bins")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+def plot_reliability_grid(
+    panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    out: str | Path | None = None,
+    *,
+    floors: Mapping[str, float] | None = None,
+    n_bins: int = DEFAULT_BINS,
+    title: str | None = None,
+) -> plt.Figure:
+    """One reliability panel per ``panel title -> {series name -> (labels, probs)}``, side by
+    side at double-column width (e.g. one per model), each with its histogram below and, from
+    ``floors``, the ECE a perfectly calibrated model would show on that panel's records.
+    Saves ``out.pdf`` and ``out.png`` when ``out`` is given."""
+    if not panels or not all(panels.values()):
+        raise ValueError("plot_reliability_grid needs at least one panel, each with a series")
+    fig = plt.figure(figsize=(DOUBLE_COLUMN_MM * _MM, 95 * _MM))
+    grid = fig.add_gridspec(2, len(panels), height_ratios=(3, 1), hspace=0.08, wspace=0.12,
+                            left=0.07, right=0.99, top=0.86 if title else 0.9, bottom=0.12)
+    for column, (name, series) in enumerate(panels.items()):
+        ax, hist = fig.add_subplot(grid[0, column]), fig.add_subplot(grid[1, column])
+        _draw_reliability(ax, hist, series, n_bins)
+        ax.set_title(name, fontsize=7)
+        if column == 0:
+            ax.set_ylabel("observed positive rate", fontsize=7)
+            hist.set_ylabel("ECGs", fontsize=7)
+        else:
+            ax.tick_params(labelleft=False)
+        if floors and name in floors:
+            _note(ax, 0.02, f"calibrated: ECE ≈ {floors[name]:.3f}", gid="ece-floor")
     if title:
         fig.suptitle(title, fontsize=8)
     if out is not None:
@@ -96,9 +143,8 @@ def plot_run_reliability(workdir: str | Path, out: str | Path | None = None, *,
     fig = plot_reliability(series, out=None, n_bins=n_bins,
                            title=f"{Path(workdir).name}: {split}")
     floor = float(np.mean(ece_floor(sigmoid(logits), n_bins)["mean"]))
-    fig.axes[0].text(0.98, 0.08, f"calibrated model on {len(labels)} ECGs: ECE ≈ {floor:.3f}",
-                     transform=fig.axes[0].transAxes, ha="right", va="bottom", fontsize=6,
-                     color="#555555", gid="ece-floor")
+    _note(fig.axes[0], 0.08, f"calibrated model on {len(labels)} ECGs: ECE ≈ {floor:.3f}",
+          gid="ece-floor")
     if out is not None:
         save_figure(fig, out)
     return fig

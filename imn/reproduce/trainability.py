@@ -15,6 +15,9 @@ on the synthetic task; 3 seeds each. It writes into ``--out``:
 * ``runs/TASK/VARIANT/seedS/``: each run folder (resumable: a finished run is skipped),
 * ``learning_curves_TASK.{pdf,png}``: train loss and validation AUROC per epoch, mean and
   range over seeds, one figure per task,
+* ``reliability_TASK.{pdf,png}``: reliability diagrams of the validation predictions, one
+  panel per model with its seeds pooled: raw, temperature-scaled and prior-corrected, with
+  the ECE a perfectly calibrated model would show on those records,
 * ``initial_logits.{csv,pdf,png}``: |initial logit| of each model (training mode, the first
   validation batch of each task) over the seeds,
 * ``table_trainability.{csv,md}``: test macro AUROC mean +- sd over seeds, validation ECE
@@ -164,7 +167,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 _CALIBRATION_KEYS = ("ece", "ece_floor", "ece_prior_corrected")
 
 
-def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
+def table_rows(study: Study, out: Path, train_labels: dict | None = None) -> list[dict[str, Any]]:
     """Per task and variant, over the finished seeds: test macro AUROC mean and sd, validation
     ECE raw, beside the ECE a perfectly calibrated model would show on those records (its
     floor) and after undoing the class-weighted loss's prior shift, saturated test
@@ -173,7 +176,7 @@ def table_rows(study: Study, out: Path) -> list[dict[str, Any]]:
     from imn.train.trainer import run_calibration
 
     rows = []
-    train_labels: dict = {}
+    train_labels = {} if train_labels is None else train_labels
     for task in study.tasks:
         for variant in study.variants:
             finished = [(s, m) for s in study.seeds
@@ -271,6 +274,45 @@ def initial_logit_rows(study: Study) -> list[dict[str, Any]]:
     return rows
 
 
+# ---------------------------------------------------------------------------- reliability
+def reliability_panels(study: Study, out: Path, task: str, split: str = "validation",
+                       train_labels: dict | None = None) -> tuple[dict, dict]:
+    """Per variant with finished runs of ``task``: its ``split`` predictions over the seeds
+    pooled, as ``{name: (labels, probs)}`` raw, temperature-scaled (each seed by its own T,
+    fitted on validation) and prior-corrected (each seed's logits minus its class weighting's
+    offset); and the ECE a perfectly calibrated model would show on the pooled records.
+    Returns ``(panels, floors)`` keyed by the variant's display name."""
+    from imn.plots.style import model_label
+    from imn.train.calibration import ece_floor, sigmoid
+    from imn.train.run_folder import read_calibrated_predictions
+    from imn.train.trainer import run_calibration
+
+    panels, floors = {}, {}
+    cache = {} if train_labels is None else train_labels
+    for variant in study.variants:
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for seed in study.seeds:
+            workdir = study.run_dir(out, task, variant, seed)
+            if (metrics := read_metrics(workdir)) is None:
+                continue
+            offset = run_calibration(workdir, metrics, split, cache).get("logit_offset")
+            saved = read_calibrated_predictions(workdir, split)
+            labels, logits, temperature = saved["labels"], saved["logits"], float(saved["temperature"])
+            parts.setdefault("raw", []).append((labels, sigmoid(logits)))
+            parts.setdefault("T-scaled", []).append((labels, sigmoid(logits / temperature)))
+            if offset is not None:
+                parts.setdefault("prior-corrected", []).append(
+                    (labels, sigmoid(logits - np.asarray(offset))))
+        if not parts:
+            continue
+        seeds = len(parts["raw"])
+        name = f"{model_label(variant)} ({seeds} seed{'s' if seeds > 1 else ''})"
+        panels[name] = {series: (np.concatenate([l for l, _ in pairs]), np.concatenate([p for _, p in pairs]))
+                        for series, pairs in parts.items()}
+        floors[name] = float(np.mean(ece_floor(panels[name]["raw"][1])["mean"]))
+    return panels, floors
+
+
 def _write_initial_logits(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
     """Every value in ``stem.csv``; the median |logit| per task and model in ``stem.md``."""
     import csv
@@ -294,13 +336,16 @@ def _write_initial_logits(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
 # ---------------------------------------------------------------------------- entry point
 def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
     """Train what is missing, then write the table, curves and initial-logit figure."""
+    from imn.plots.calibration import plot_reliability_grid
     from imn.plots.trainability import plot_initial_logits, plot_learning_curves
 
     out = Path(out)
+    train_labels: dict = {}  # training labels by data config, for runs that predate a key
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     seconds = train_all(study, out)
-    written = write_table(table_rows(study, out), out / "table_trainability", TABLE_COLUMNS)
+    written = write_table(table_rows(study, out, train_labels), out / "table_trainability",
+                          TABLE_COLUMNS)
     if per_class := per_class_table_rows(study, out):
         written += write_table(per_class, out / "table_trainability_per_class", PER_CLASS_COLUMNS)
     logit_rows = initial_logit_rows(study)
@@ -310,6 +355,13 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
             histories = {variant: [read_history(study.run_dir(out, task, variant, s)) for s in study.seeds]
                          for variant in study.variants}
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
+            panels, floors = reliability_panels(study, out, task, "validation", train_labels)
+            if panels:
+                records = {len(labels) for labels, _ in (s["raw"] for s in panels.values())}
+                plot_reliability_grid(panels, out / f"reliability_{task}", floors=floors, title=(
+                    f"{task}: validation, seeds pooled ({', '.join(map(str, sorted(records)))} "
+                    "ECGs per panel)"))
+                written += [out / f"reliability_{task}.pdf", out / f"reliability_{task}.png"]
         written += plot_initial_logits(logit_rows, out / "initial_logits")
     record = write_record(out / "study.json", {
         "study": dataclasses.asdict(study),
