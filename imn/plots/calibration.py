@@ -31,30 +31,45 @@ _MM = 1 / 25.4
 
 
 def _draw_reliability(ax: plt.Axes, hist: plt.Axes,
-                      series: Mapping[str, tuple[np.ndarray, np.ndarray]], n_bins: int) -> None:
-    """One reliability panel (``ax``) and its histogram of predictions (``hist``)."""
+                      series: Mapping[str, tuple[np.ndarray, np.ndarray]], n_bins: int,
+                      *, legend: bool = True) -> dict[str, float]:
+    """One reliability panel (``ax``) and its histogram of predictions (``hist``); each
+    series' ECE in its legend entry (``legend``) or, for a figure with one shared legend, as
+    a line of text in the series' colour. Returns the ECE of each series."""
     ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--", label="perfect")
     edges = np.linspace(0, 1, 11)
     width = 0.8 / (10 * len(series))
+    eces = {}
     for i, (name, (labels, probs)) in enumerate(series.items()):
         colour = _COLOURS[i % len(_COLOURS)]
         bins = reliability_bins(labels, probs, n_bins)
-        ece = float(np.mean(expected_calibration_error(labels, probs, n_bins)))
-        ax.plot(bins["confidence"], bins["frequency"], marker="o", markersize=3,
-                linewidth=1.0, color=colour, label=f"{name} (ECE {ece:.3f})")
+        eces[name] = ece = float(np.mean(expected_calibration_error(labels, probs, n_bins)))
+        ax.plot(bins["confidence"], bins["frequency"], marker="o", markersize=3, linewidth=1.0,
+                color=colour, label=f"{name} (ECE {ece:.3f})" if legend else name)
         counts, _ = np.histogram(np.asarray(probs).ravel(), bins=edges)
         centres = edges[:-1] + 0.05 + (i - (len(series) - 1) / 2) * width
         hist.bar(centres, counts, width=width, color=colour, align="center")
     ax.set(xlim=(0, 1), ylim=(0, 1))
     ax.tick_params(labelbottom=False)
     ax.set_aspect("auto")
-    ax.legend(loc="upper left", fontsize=6, frameon=False)
+    if legend:
+        ax.legend(loc="upper left", fontsize=6, frameon=False)
     hist.set(xlim=(0, 1), xlabel="predicted probability")
     hist.set_yscale("symlog", linthresh=1)
     for axis in (ax, hist):
         axis.tick_params(labelsize=7)
         axis.xaxis.label.set_size(7)
         axis.yaxis.label.set_size(7)
+    return eces
+
+
+def _number_row(ax: plt.Axes, items: list[tuple[str, str]], gid_last: str | None = None) -> None:
+    """``(text, colour)`` items in one row just above ``ax`` (under its title), after the
+    word "ECE": never over the data, whichever way the curves run."""
+    ax.text(0.0, 1.02, "ECE", transform=ax.transAxes, ha="left", va="bottom", fontsize=6)
+    for i, (text, colour) in enumerate(items):
+        ax.text(0.15 + 0.2 * i, 1.02, text, transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=6, color=colour, gid=gid_last if i == len(items) - 1 else None)
 
 
 def _note(ax: plt.Axes, y: float, text: str, gid: str | None = None) -> None:
@@ -98,26 +113,42 @@ def plot_reliability_grid(
 ) -> plt.Figure:
     """One reliability panel per ``panel title -> {series name -> (labels, probs)}``, side by
     side at double-column width (e.g. one per model), each with its histogram below and, from
-    ``floors``, the ECE a perfectly calibrated model would show on that panel's records.
+    ``floors``, the ECE a perfectly calibrated model would show on that panel's records
+    (in brackets after the series' ECEs, above the panel).
     Saves ``out.pdf`` and ``out.png`` when ``out`` is given."""
     if not panels or not all(panels.values()):
         raise ValueError("plot_reliability_grid needs at least one panel, each with a series")
-    fig = plt.figure(figsize=(DOUBLE_COLUMN_MM * _MM, 95 * _MM))
-    grid = fig.add_gridspec(2, len(panels), height_ratios=(3, 1), hspace=0.08, wspace=0.12,
-                            left=0.07, right=0.99, top=0.86 if title else 0.9, bottom=0.12)
+    fig = plt.figure(figsize=(DOUBLE_COLUMN_MM * _MM, 100 * _MM))
+    grid = fig.add_gridspec(2, len(panels), height_ratios=(3, 1), hspace=0.08, wspace=0.1,
+                            left=0.07, right=0.99, top=0.78 if title else 0.84, bottom=0.12)
+    first_hist = None
     for column, (name, series) in enumerate(panels.items()):
-        ax, hist = fig.add_subplot(grid[0, column]), fig.add_subplot(grid[1, column])
-        _draw_reliability(ax, hist, series, n_bins)
-        ax.set_title(name, fontsize=7)
+        ax = fig.add_subplot(grid[0, column])
+        hist = fig.add_subplot(grid[1, column], sharey=first_hist)
+        first_hist = first_hist or hist
+        eces = _draw_reliability(ax, hist, series, n_bins, legend=False)
+        items = [(f"{ece:.3f}", _COLOURS[i % len(_COLOURS)]) for i, ece in enumerate(eces.values())]
+        if floors and name in floors:
+            items.append((f"(≈{floors[name]:.3f})", "#555555"))
+        _number_row(ax, items, gid_last="ece-floor" if floors and name in floors else None)
+        ax.set_title(name, fontsize=7, pad=11)
+        hist.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
         if column == 0:
             ax.set_ylabel("observed positive rate", fontsize=7)
-            hist.set_ylabel("ECGs", fontsize=7)
+            hist.set_ylabel("predictions", fontsize=7)  # ECG x class pairs
         else:
             ax.tick_params(labelleft=False)
-        if floors and name in floors:
-            _note(ax, 0.02, f"calibrated: ECE ≈ {floors[name]:.3f}", gid="ece-floor")
+            hist.tick_params(labelleft=False)
+    # One legend for every panel (the same series in the same colours); the numbers above
+    # each panel are the series' ECEs in those colours, then the calibrated floor.
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if floors:
+        handles.append(plt.Line2D([], [], linestyle="none"))
+        labels.append("(≈ x): ECE of a calibrated model on these ECGs")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=6, frameon=False,
+               bbox_to_anchor=(0.5, 0.865 if title else 0.91))
     if title:
-        fig.suptitle(title, fontsize=8)
+        fig.suptitle(title, fontsize=8, y=0.98)
     if out is not None:
         save_figure(fig, out)
     return fig

@@ -357,10 +357,10 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
             panels, floors = reliability_panels(study, out, task, "validation", train_labels)
             if panels:
-                records = {len(labels) for labels, _ in (s["raw"] for s in panels.values())}
-                plot_reliability_grid(panels, out / f"reliability_{task}", floors=floors, title=(
-                    f"{task}: validation, seeds pooled ({', '.join(map(str, sorted(records)))} "
-                    "ECGs per panel)"))
+                shapes = sorted({series["raw"][0].shape for series in panels.values()})
+                sizes = ", ".join(f"{n} ECGs" + (f" × {k} classes" if k > 1 else "") for n, k in shapes)
+                plot_reliability_grid(panels, out / f"reliability_{task}", floors=floors,
+                                      title=f"{task}: validation, seeds pooled ({sizes} per panel)")
                 written += [out / f"reliability_{task}.pdf", out / f"reliability_{task}.png"]
         written += plot_initial_logits(logit_rows, out / "initial_logits")
     record = write_record(out / "study.json", {
