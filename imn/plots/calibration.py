@@ -33,9 +33,9 @@ _MM = 1 / 25.4
 def _draw_reliability(ax: plt.Axes, hist: plt.Axes,
                       series: Mapping[str, tuple[np.ndarray, np.ndarray]], n_bins: int,
                       *, legend: bool = True) -> dict[str, float]:
-    """One reliability panel (``ax``) and its histogram of predictions (``hist``); each
-    series' ECE in its legend entry (``legend``) or, for a figure with one shared legend, as
-    a line of text in the series' colour. Returns the ECE of each series."""
+    """One reliability panel (``ax``) and its histogram of predictions (``hist``), each
+    series' ECE in its legend entry when ``legend`` (a figure with one shared legend writes
+    them itself). Returns the ECE of each series."""
     ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--", label="perfect")
     edges = np.linspace(0, 1, 11)
     width = 0.8 / (10 * len(series))

@@ -133,18 +133,20 @@ def prior_offset(class_weight: Any, head: str) -> np.ndarray:
     Sigmoid head, BCE with positive weights ``w (K,)``: ``log w``. Softmax head, 2-logit
     cross-entropy with class weights ``(w0, w1)``: ``log(w1 / w0)`` as ``(1,)`` (for the
     binary logit ``l_1 - l_0`` of :func:`binary_logits`). Subtract it from the logits to undo
-    the weighting's prior shift.
+    the weighting's prior shift. A weight of 0 (a class positive in every training record,
+    so ``n_neg / n_pos = 0``) has no finite optimum: its offset is ``-inf``.
     """
     weights = np.asarray(class_weight, np.float64).ravel()
-    if not np.all(weights > 0):
-        raise ValueError(f"class weights must be positive, got {weights}")
-    if head == "softmax":
-        if weights.shape != (2,):
-            raise ValueError(f"a softmax head's offset needs 2 class weights, got {weights.shape}")
-        return np.log(weights[1:] / weights[:1])
-    if head != "sigmoid":
+    if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+        raise ValueError(f"class weights must be finite and non-negative, got {weights}")
+    if head not in ("sigmoid", "softmax"):
         raise ValueError(f"head must be 'sigmoid' or 'softmax', got {head!r}")
-    return np.log(weights)
+    if head == "softmax" and weights.shape != (2,):
+        raise ValueError(f"a softmax head's offset needs 2 class weights, got {weights.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if head == "softmax":
+            return np.log(weights[1:]) - np.log(weights[:1])
+        return np.log(weights)
 
 
 def reliability_bins(labels: Any, probs: Any, n_bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
@@ -221,7 +223,8 @@ def calibration_summary(labels: Any, logits: Any, temperature: float,
 
     With ``logit_offset`` ``(K,)`` (:func:`prior_offset` of the training loss's class
     weights) also ``ece_prior_corrected`` / ``brier_prior_corrected`` (and per class): the
-    calibration of ``sigmoid(logits - logit_offset)``, with the offset itself.
+    calibration of ``sigmoid(logits - logit_offset)``, with the offset itself; an offset that
+    is not finite (a class weight of 0) leaves them out, with ``prior_correction`` saying why.
     """
     labels, logits = _as_2d(labels, logits, "logits")
     if not temperature > 0:
@@ -233,8 +236,11 @@ def calibration_summary(labels: Any, logits: Any, temperature: float,
     series = [("", raw), ("_scaled", sigmoid(logits / temperature))]
     if logit_offset is not None:
         offset = np.broadcast_to(np.asarray(logit_offset, np.float64).ravel(), logits.shape[1:])
-        out["logit_offset"] = offset.tolist()
-        series.append(("_prior_corrected", sigmoid(logits - offset)))
+        if np.all(np.isfinite(offset)):
+            out["logit_offset"] = offset.tolist()
+            series.append(("_prior_corrected", sigmoid(logits - offset)))
+        else:
+            out["prior_correction"] = "undefined: a class weight of the training loss is 0"
     for suffix, probs in series:
         ece = expected_calibration_error(labels, probs, n_bins)
         brier = brier_score(labels, probs)

@@ -485,21 +485,17 @@ def saved_calibration(workdir: str | Path, split: str = "validation", *,
                                            float(saved["temperature"]), logit_offset=offset)
 
 
-# Calibration keys added after the first runs were evaluated (see :func:`run_calibration`).
-LATER_CALIBRATION_KEYS = ("ece_floor", "ece_prior_corrected")
-
-
 def run_calibration(workdir: str | Path, metrics: dict, split: str,
                     train_labels_cache: dict | None = None) -> dict:
     """A finished run's calibration summary of ``split``: the one in its ``metrics``, or, for
-    a run evaluated before :data:`LATER_CALIBRATION_KEYS` were reported, recomputed from its
-    saved predictions (:func:`saved_calibration`). ``train_labels_cache`` keeps each data
+    a run evaluated before the ECE floor and the prior correction were reported, recomputed
+    from its saved predictions (:func:`saved_calibration`). ``train_labels_cache`` keeps each data
     config's training labels for the next run of the same data; a run without saved logits
     keeps what its ``metrics`` has.
     """
     summary = metrics.get(split, {}).get("calibration", {})
-    if all(key in summary for key in LATER_CALIBRATION_KEYS):
-        return summary
+    if "ece_floor" in summary and ("ece_prior_corrected" in summary or "prior_correction" in summary):
+        return summary  # reported when it was evaluated (the correction, or why there is none)
     try:
         saved = run_folder.read_calibrated_predictions(workdir, split)
     except (FileNotFoundError, ValueError):

@@ -162,8 +162,18 @@ def test_prior_offset_is_where_the_weighted_loss_has_its_optimum(head, weights):
             best = minimize_scalar(loss, bounds=(-20, 20), method="bounded",
                                    options={"xatol": 1e-10}).x
             assert best == pytest.approx(np.log(q_i / (1 - q_i)) + offset[k], abs=1e-5)
-    with pytest.raises(ValueError, match="positive"):
-        calibration.prior_offset(np.array([0.0, 1.0]), head)
+    with pytest.raises(ValueError, match="non-negative"):
+        calibration.prior_offset(np.array([-1.0, 1.0]), head)
+
+
+def test_a_class_weight_of_zero_leaves_the_prior_correction_out_instead_of_failing():
+    # A class positive in every training record: pos_weight n_neg / n_pos = 0.
+    offset = calibration.prior_offset(np.array([0.0, 2.0]), "sigmoid")
+    assert offset[0] == -np.inf and offset[1] == pytest.approx(np.log(2.0))
+    labels = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0]])
+    summary = calibration.calibration_summary(labels, np.zeros((3, 2)), 1.0, logit_offset=offset)
+    assert "ece_prior_corrected" not in summary and "logit_offset" not in summary
+    assert "class weight" in summary["prior_correction"] and np.isfinite(summary["ece_floor"])
 
 
 def test_summary_prior_correction_undoes_a_weighted_shift_that_temperature_cannot():
