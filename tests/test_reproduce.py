@@ -230,7 +230,7 @@ def test_tiny_reproduction_writes_tables_and_figures_and_resumes(tmp_path, capsy
                  "resnet1d_wang_deletion_insertion", "roc_pr_synthetic", "imn_localisation",
                  "deletion_auc_per_ecg", "cost_vs_faithfulness", "training_curves_synthetic",
                  "sanity_randomisation_imn", "sanity_randomisation_resnet1d_wang",
-                 "beat_average_imn", "imn_weights"):
+                 "beat_average_imn", "imn_weights", "reliability_synthetic"):
         assert f"{stem}.pdf" in figures and f"{stem}.png" in figures
     assert all((out / "figures" / name).stat().st_size > 1000 for name in figures)
     # The interactive viewer beside them, holding both explained models.

@@ -110,21 +110,30 @@ def plot_reliability_grid(
     floors: Mapping[str, float] | None = None,
     n_bins: int = DEFAULT_BINS,
     title: str | None = None,
+    columns: int = 4,
 ) -> plt.Figure:
-    """One reliability panel per ``panel title -> {series name -> (labels, probs)}``, side by
-    side at double-column width (e.g. one per model), each with its histogram below and, from
-    ``floors``, the ECE a perfectly calibrated model would show on that panel's records
-    (in brackets after the series' ECEs, above the panel).
-    Saves ``out.pdf`` and ``out.png`` when ``out`` is given."""
+    """One reliability panel per ``panel title -> {series name -> (labels, probs)}``, at most
+    ``columns`` side by side at double-column width (e.g. one per model; more panels wrap to
+    further rows), each with its histogram below and, from ``floors``, the ECE a perfectly
+    calibrated model would show on that panel's records (in brackets after the series' ECEs,
+    above the panel). Saves ``out.pdf`` and ``out.png`` when ``out`` is given."""
     if not panels or not all(panels.values()):
         raise ValueError("plot_reliability_grid needs at least one panel, each with a series")
-    fig = plt.figure(figsize=(DOUBLE_COLUMN_MM * _MM, 100 * _MM))
-    grid = fig.add_gridspec(2, len(panels), height_ratios=(3, 1), hspace=0.08, wspace=0.1,
-                            left=0.07, right=0.99, top=0.78 if title else 0.84, bottom=0.12)
+    columns = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // columns)
+    # Each row is 70 mm of panel and histogram, under 30 mm of title and shared legend.
+    height = 30 + 70 * rows
+    fig = plt.figure(figsize=(DOUBLE_COLUMN_MM * _MM, height * _MM))
+    top = 1 - (22 if title else 16) / height
+    # Rows apart enough for the x label above and the title and ECE row below.
+    grid = fig.add_gridspec(rows, columns, hspace=0.42, wspace=0.1, left=0.07, right=0.99,
+                            top=top, bottom=12 / height)
     first_hist = None
-    for column, (name, series) in enumerate(panels.items()):
-        ax = fig.add_subplot(grid[0, column])
-        hist = fig.add_subplot(grid[1, column], sharey=first_hist)
+    for index, (name, series) in enumerate(panels.items()):
+        row, column = divmod(index, columns)
+        cell = grid[row, column].subgridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+        ax = fig.add_subplot(cell[0])
+        hist = fig.add_subplot(cell[1], sharey=first_hist)
         first_hist = first_hist or hist
         eces = _draw_reliability(ax, hist, series, n_bins, legend=False)
         items = [(f"{ece:.3f}", _COLOURS[i % len(_COLOURS)]) for i, ece in enumerate(eces.values())]
@@ -146,9 +155,9 @@ def plot_reliability_grid(
         handles.append(plt.Line2D([], [], linestyle="none"))
         labels.append("(≈ x): ECE of a calibrated model on these ECGs")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=6, frameon=False,
-               bbox_to_anchor=(0.5, 0.865 if title else 0.91))
+               bbox_to_anchor=(0.5, top + 8 / height))
     if title:
-        fig.suptitle(title, fontsize=8, y=0.98)
+        fig.suptitle(title, fontsize=8, y=1 - 3 / height, va="top")
     if out is not None:
         save_figure(fig, out)
     return fig

@@ -14,7 +14,9 @@ Figures written (``figures/``):
   ``_segment_heatmap``, ``_top_segments``, ``_lead_focus``, ``_deletion_insertion``; on
   synthetic data ``_localisation`` (one ECG per finding, a strip per method); for IMN the
   four ``imn_xplaim_*`` views and (when its checkpoint is present) ``imn_weights``;
-* per task: ``roc_pr_{task}`` (ROC + PR per class, bootstrap bands);
+* per task: ``roc_pr_{task}`` (ROC + PR per class, bootstrap bands) and
+  ``reliability_{task}`` (a panel per model with saved logits: test split raw,
+  temperature-scaled and prior-corrected, with the ECE a calibrated model would show);
 * across models: ``deletion_auc_per_ecg``, ``cost_vs_faithfulness``,
   ``training_curves_{task}``; ``sanity_randomisation`` (cascading randomisation) and
   ``beat_average_{model}`` come from :mod:`imn.reproduce.model_figures`, which re-opens
@@ -271,6 +273,39 @@ def roc_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
     return written
 
 
+def reliability_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
+    """One reliability figure per task: a panel per model with saved logits (test split; raw,
+    temperature-scaled with the T fitted on validation, prior-corrected), each with the ECE a
+    perfectly calibrated model would show on those records."""
+    from imn.plots.calibration import plot_reliability_grid
+    from imn.plots.style import model_label, save_figure
+    from imn.train.calibration import ece_floor
+    from imn.train.run_folder import read_metrics
+    from imn.train.trainer import reliability_series
+
+    written: list[Path] = []
+    cache: dict = {}  # training labels, for runs that predate the saved prior offset
+    for task in plan.tasks:
+        panels, floors = {}, {}
+        for model in plan.models:
+            workdir = run_dir(out, task, model)
+            metrics = read_metrics(workdir)
+            if metrics is None or _load_npz(workdir / "predictions_test.npz") is None:
+                continue
+            try:
+                series = reliability_series(workdir, metrics, "test", cache)
+            except ValueError:  # no logits saved: a feature-route model
+                continue
+            panels[model_label(model)] = series
+            floors[model_label(model)] = float(np.mean(ece_floor(series["raw"][1])["mean"]))
+        if panels:
+            records = len(next(iter(panels.values()))["raw"][0])
+            fig = plot_reliability_grid(panels, floors=floors,
+                                        title=f"{task}: test split ({records} ECGs)")
+            written += save_figure(fig, figures / f"reliability_{task}")
+    return written
+
+
 def summary_figures(plan: Plan, out: Path, figures: Path, device: str | None = None) -> list[Path]:
     """Cost against faithfulness (explained task) and training curves (every task)."""
     from imn.plots.style import save_figure
@@ -316,6 +351,7 @@ def figures_stage(plan: Plan, out: Path, device: str | None = None) -> list[Path
     written = ecg_figures(plan, out, figures)
     written += curve_figures(plan, out, figures)
     written += roc_figures(plan, out, figures)
+    written += reliability_figures(plan, out, figures)
     written += summary_figures(plan, out, figures, device)
     written += model_figures(plan, out, figures)
     logger.info("%d figure files in %s", len(written), figures)

@@ -283,9 +283,8 @@ def reliability_panels(study: Study, out: Path, task: str, split: str = "validat
     offset); and the ECE a perfectly calibrated model would show on the pooled records.
     Returns ``(panels, floors)`` keyed by the variant's display name."""
     from imn.plots.style import model_label
-    from imn.train.calibration import ece_floor, sigmoid
-    from imn.train.run_folder import read_calibrated_predictions
-    from imn.train.trainer import run_calibration
+    from imn.train.calibration import ece_floor
+    from imn.train.trainer import reliability_series
 
     panels, floors = {}, {}
     cache = {} if train_labels is None else train_labels
@@ -295,14 +294,8 @@ def reliability_panels(study: Study, out: Path, task: str, split: str = "validat
             workdir = study.run_dir(out, task, variant, seed)
             if (metrics := read_metrics(workdir)) is None:
                 continue
-            offset = run_calibration(workdir, metrics, split, cache).get("logit_offset")
-            saved = read_calibrated_predictions(workdir, split)
-            labels, logits, temperature = saved["labels"], saved["logits"], float(saved["temperature"])
-            parts.setdefault("raw", []).append((labels, sigmoid(logits)))
-            parts.setdefault("T-scaled", []).append((labels, sigmoid(logits / temperature)))
-            if offset is not None:
-                parts.setdefault("prior-corrected", []).append(
-                    (labels, sigmoid(logits - np.asarray(offset))))
+            for name, pair in reliability_series(workdir, metrics, split, cache).items():
+                parts.setdefault(name, []).append(pair)
         if not parts:
             continue
         seeds = len(parts["raw"])

@@ -511,6 +511,21 @@ def run_calibration(workdir: str | Path, metrics: dict, split: str,
     return saved_calibration(workdir, split, train_labels=train_labels)
 
 
+def reliability_series(workdir: str | Path, metrics: dict, split: str,
+                       train_labels_cache: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A finished run's ``split`` as ``{name: (labels (N, K), probs (N, K))}`` for a reliability
+    diagram: ``raw``, ``T-scaled`` (by the temperature fitted on validation) and, where the
+    class weighting's offset is defined, ``prior-corrected``."""
+    offset = run_calibration(workdir, metrics, split, train_labels_cache).get("logit_offset")
+    saved = run_folder.read_calibrated_predictions(workdir, split)
+    labels, logits = saved["labels"], saved["logits"]
+    series = {"raw": (labels, calibration.sigmoid(logits)),
+              "T-scaled": (labels, calibration.sigmoid(logits / float(saved["temperature"])))}
+    if offset is not None:
+        series["prior-corrected"] = (labels, calibration.sigmoid(logits - np.asarray(offset)))
+    return series
+
+
 def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:
     """The best checkpoint (or the last one if validation never improved)."""
     target = run.steps.init_state()
