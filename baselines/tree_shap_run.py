@@ -101,7 +101,8 @@ def score_tree_shap(workdir, settings, split: str = "test", n: int | None = None
     predict = host_predict_fn(estimators, part.sampling_rate)
     result_rows, curves, localisation = [], {}, {}
     for method in METHODS:
-        scores = perturbation_scores(predict, x, maps[method], targets, settings)
+        scores = perturbation_scores(predict, x, maps[method], targets, settings,
+                                     sampling_rate=part.sampling_rate)
         curves[f"{method}_deletion"] = scores.pop("deletion_curve")
         curves[f"{method}_insertion"] = scores.pop("insertion_curve")
         scores["max_sensitivity"] = np.full(len(x), np.nan)

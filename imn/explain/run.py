@@ -48,6 +48,7 @@ class ExplainedRun:
     ecg_ids: np.ndarray
     background: np.ndarray  # (M, L, 12) training ECGs
     classes: tuple[str, ...]
+    sampling_rate: int  # Hz of x: the insertion baseline's blur is 0.1 s wide
 
     @functools.cached_property
     def predict(self):
@@ -141,7 +142,8 @@ def open_run(workdir: str | Path, split: str = "test", n: int | None = None,
     rng = np.random.default_rng(config.seed)
     pick = rng.choice(len(run.data.train), size=min(_BACKGROUND_SIZE, len(run.data.train)), replace=False)
     return ExplainedRun(model, x, target_ids, evidence, part.ecg_ids[rows],
-                        np.asarray(run.data.train.signals[np.sort(pick)], np.float32), classes)
+                        np.asarray(run.data.train.signals[np.sort(pick)], np.float32), classes,
+                        run.data.sampling_rate)
 
 
 def method_options(method: str, explained: ExplainedRun, options: dict | None = None) -> dict:
@@ -358,22 +360,26 @@ def localisation_tables(explained: ExplainedRun, method_scores: dict[str, dict[s
 
 
 def perturbation_scores(predict, x: np.ndarray, attribution: np.ndarray, target: np.ndarray,
-                        settings: FaithfulnessSettings, timer: "_MetricTimer | None" = None
-                        ) -> dict[str, np.ndarray]:
+                        settings: FaithfulnessSettings, timer: "_MetricTimer | None" = None,
+                        *, sampling_rate: int) -> dict[str, np.ndarray]:
     """The metrics that only need the model's outputs on perturbed ECGs: deletion and
     insertion curves and their AUCs, AOPC (MoRF from the deletion curve, LeRF), faithfulness
-    correlation and infidelity, per ECG ``{metric: (n,)}`` plus the raw curves.
+    correlation and infidelity, per ECG ``{metric: (n,)}`` plus the raw curves. The insertion
+    curve starts from the ECG blurred over 0.1 s at ``sampling_rate`` Hz.
 
     ``predict``: ``x (N, L, 12) -> (N, K)`` probabilities, jittable (a host model enters
     through ``jax.pure_callback``, as the feature route's does).
     """
     from imn import faithfulness
+    from imn.faithfulness.perturbation import blur_sigma_samples
 
     timer = timer or _MetricTimer()
     common = dict(steps=settings.steps, unit=settings.unit, segments=settings.segments)
     with timer("deletion/insertion"):
         deletion = np.asarray(faithfulness.deletion_curve(predict, x, attribution, target, **common))
-        insertion = np.asarray(faithfulness.insertion_curve(predict, x, attribution, target, **common))
+        insertion = np.asarray(faithfulness.insertion_curve(
+            predict, x, attribution, target,
+            blur_sigma=blur_sigma_samples(sampling_rate), **common))
     scores = {
         "deletion_auc": np.asarray(faithfulness.curve_auc(deletion)),
         "insertion_auc": np.asarray(faithfulness.curve_auc(insertion)),
@@ -409,7 +415,8 @@ def score_method(explained: ExplainedRun, method: str, attribution: np.ndarray,
 
     x, target = explained.x, explained.targets
     timer = _MetricTimer()
-    scores = perturbation_scores(explained.predict, x, attribution, target, settings, timer)
+    scores = perturbation_scores(explained.predict, x, attribution, target, settings, timer,
+                                 sampling_rate=explained.sampling_rate)
     options = method_options(method, explained, settings.method_options.get(method))
     if sensitivity_applies(method, settings):
         with timer("max_sensitivity"):

@@ -188,9 +188,15 @@ def _infidelity(
         n_perturbations, batch
     )
     if optimal_scaling:
-        beta = jnp.mean(explained * drops, axis=0) / jnp.mean(explained**2, axis=0)
+        # An all-zero map explains none of the drops: beta = 0, and its infidelity is the
+        # drops' mean square (the worst case), not the 0 / 0 that would hide it as NaN.
+        norm = jnp.mean(explained**2, axis=0)
+        beta = jnp.where(norm > 0, jnp.mean(explained * drops, axis=0) / jnp.where(norm > 0, norm, 1.0), 0.0)
         explained = beta[None] * explained
-    return jnp.mean((explained - drops) ** 2, axis=0)
+    score = jnp.mean((explained - drops) ** 2, axis=0)
+    # An output that no perturbation moves (a saturated probability) scores every map alike
+    # (0 with optimal scaling): undefined, NaN, as faithfulness correlation is there.
+    return jnp.where(jnp.mean(drops**2, axis=0) > 0, score, jnp.nan)
 
 
 def infidelity(
@@ -224,9 +230,11 @@ def infidelity(
     ``optimal_scaling=True`` rescales ``I^T phi`` per ECG by the least-squares factor
     ``beta = E[I^T phi * drop] / E[(I^T phi)^2]`` before squaring, as in the authors' code,
     so that attributions are not penalised for their overall scale (or for being in logit
-    units when ``predict_fn`` returns probabilities). The default is the plain definition.
+    units when ``predict_fn`` returns probabilities); an all-zero map gets ``beta = 0``. The
+    default is the plain definition.
 
-    Returns ``(B,)``.
+    Returns ``(B,)``, NaN for an ECG whose output no perturbation moved (every drop 0, e.g.
+    a probability saturated at 1 in float32): there any map scores alike.
     """
     x = check_ecg_batch(x)
     attribution = check_attribution(x, attribution)

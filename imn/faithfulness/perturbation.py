@@ -48,9 +48,16 @@ ORDERS = ("morf", "lerf")
 # bench_faithfulness.py), so the CPU budget is 4 ECGs at 100 Hz, 1 at 500 Hz.
 ACCELERATOR_SAMPLES_PER_CALL = 64_000
 CPU_SAMPLES_PER_CALL = 4_000
-# Gaussian blur width in samples: 0.1 s at 100 Hz (use 50 at 500 Hz). It smears the QRS
-# complex (~0.1 s) into a bump while keeping the slow baseline and T-wave envelope.
+# Gaussian blur width: 0.1 s. It smears the QRS complex (~0.1 s) into a bump while keeping
+# the slow baseline and T-wave envelope. In samples: 10 at 100 Hz (the default), 50 at
+# 500 Hz (blur_sigma_samples).
+BLUR_SECONDS = 0.1
 DEFAULT_BLUR_SIGMA = 10.0
+
+
+def blur_sigma_samples(sampling_rate: float) -> float:
+    """The blur baseline's Gaussian width in samples at ``sampling_rate`` Hz (0.1 s)."""
+    return BLUR_SECONDS * float(sampling_rate)
 BLUR_TRUNCATE = 4.0
 
 

@@ -172,7 +172,7 @@ def test_localisation_tables_count_only_local_masks_and_split_by_finding():
     attribution = np.random.default_rng(0).normal(size=mask.shape).astype(np.float32)
     explained = ExplainedRun(model=None, x=attribution, targets=np.array([2, 3, 3, 0]),
                              evidence=mask, ecg_ids=np.arange(4), background=attribution[:1],
-                             classes=classes)
+                             classes=classes, sampling_rate=100)
     references, by_finding = localisation_tables(
         explained, {"random": localisation_scores(attribution, mask)})
     oracle = {row["method"]: row for row in references}["oracle"]
@@ -206,3 +206,30 @@ def test_a_broken_map_shrinks_the_defined_count_not_the_ecgs_with_evidence(tmp_p
     caption = localisation_caption("synthetic", "evidence", [table])
     text = write_table([table], tmp_path / "t", [("n", "n"), *LOCALISATION_METRICS], caption=caption)[1].read_text()
     assert "(2 of 3)" in text and "(k of n)" in caption
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_insertion_starts_from_the_ecg_blurred_over_a_tenth_of_a_second(rate):
+    """The insertion curve's first point is the model on the blur baseline, 0.1 s wide at
+    every sampling rate (10 samples at 100 Hz, 50 at 500 Hz)."""
+    import jax.numpy as jnp
+
+    import jax
+
+    from imn.explain.run import FaithfulnessSettings, perturbation_scores
+    from imn.faithfulness.perturbation import gaussian_blur
+
+    rng = np.random.default_rng(rate)
+    x = rng.normal(size=(2, 2 * rate, 12)).astype(np.float32)
+    weights = jnp.asarray(rng.normal(size=(2 * rate, 12)).astype(np.float32))
+
+    def predict(batch):
+        return jax.nn.sigmoid(jnp.sum(batch ** 2 * weights, axis=(1, 2)) / 100)[:, None]
+
+    settings = FaithfulnessSettings(steps=4, correlation_runs=3, infidelity_perturbations=2,
+                                    sensitivity_samples=0, randomization=False)
+    scores = perturbation_scores(predict, x, x, np.zeros(2, np.int32), settings, sampling_rate=rate)
+    expected = predict(gaussian_blur(jnp.asarray(x), 0.1 * rate))[:, 0]
+    np.testing.assert_allclose(scores["insertion_curve"][:, 0], expected, rtol=1e-5)
+    other = predict(gaussian_blur(jnp.asarray(x), 10.0 if rate == 500 else 50.0))[:, 0]
+    assert np.max(np.abs(np.asarray(other) - scores["insertion_curve"][:, 0])) > 1e-4

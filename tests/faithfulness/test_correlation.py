@@ -167,3 +167,24 @@ def test_max_sensitivity(linear):
     assert np.all(shifted > got)
     with pytest.raises(ValueError, match="reference must be shaped like x"):
         max_sensitivity(gradient_times_input, x, 0, reference=np.zeros((1, LENGTH, LEADS)))
+
+
+def test_infidelity_of_an_unmoved_output_is_undefined_and_of_a_zero_map_is_the_drops(linear):
+    """A saturated output (no drop under any perturbation) would give every map the same
+    score (0 with optimal scaling): NaN. An all-zero map explains nothing: with optimal scaling
+    its score is the drops' mean square, as without, not 0 / 0."""
+    x, logit = linear["x"], linear["logit"]
+
+    def saturated(batch):
+        return jnp.ones((batch.shape[0], 1))
+
+    attribution = np.random.default_rng(3).normal(size=x.shape).astype(np.float32)
+    for scaling in (False, True):
+        got = np.asarray(infidelity(saturated, x, attribution, 0, n_perturbations=8,
+                                    optimal_scaling=scaling))
+        assert np.all(np.isnan(got))
+    zero = np.zeros_like(x)
+    scaled = np.asarray(infidelity(logit, x, zero, 0, n_perturbations=16, optimal_scaling=True))
+    plain = np.asarray(infidelity(logit, x, zero, 0, n_perturbations=16))
+    assert np.all(np.isfinite(scaled)) and np.all(scaled > 0)
+    np.testing.assert_allclose(scaled, plain, rtol=1e-6)
