@@ -333,11 +333,11 @@ def test_a_continued_stage_one_run_retrains_its_fine_tuned_run_even_after_a_kill
     assert len((fine_tuned / "metrics.jsonl").read_text().splitlines()) == 3
 
 
-def _faithfulness_run(folder, rows, curves, skip=()):
+def _faithfulness_run(folder, rows, curves, skip=(), **settings):
     """A run folder holding a faithfulness table and its curves, as the explain stage writes."""
     folder.mkdir(parents=True)
     (folder / "faithfulness_test.json").write_text(json.dumps(
-        {"rows": rows, "sensitivity_skip": list(skip)}))
+        {"rows": rows, "sensitivity_skip": list(skip), **settings}))
     np.savez(folder / "faithfulness_curves_test.npz", ecg_ids=np.arange(3), **curves)
     return folder
 
@@ -380,6 +380,28 @@ def test_degenerate_faithfulness_cells_are_na_with_a_footnote(tmp_path):
     assert text.startswith("caption line\n")
     assert "n/a (flat)" in text and "(flat) every curve" in text and "(undefined)" not in text
     assert "| imn | imn | 3 | 0.500 [0.400, 0.600] |" in text  # deletion AUC kept
+
+
+def test_aopc_shares_the_deletion_curves_verdict_and_map_metrics_keep_their_constant_values(tmp_path):
+    """AOPC comes from the same deletions as the deletion curve: flat deletion curves make it
+    n/a too. rho = 1 on every ECG (randomisation) or one defined ECG is a value, not a
+    saturated output. Metrics a budget switched off say so."""
+    from imn.report import NOTE_SUFFIX
+    from imn.reproduce import tables
+
+    flat, rising = np.full((3, 5), 0.99999), np.tile(np.linspace(0.2, 0.9, 5), (3, 1))
+    one_defined = _row("imn", faithfulness_correlation=(0.7, 0.7, 0.7),
+                       randomization_similarity=(1.0, 1.0, 1.0))
+    one_defined["faithfulness_correlation_n_defined"] = 1
+    folder = _faithfulness_run(tmp_path / "imn", [one_defined],
+                               {"imn_deletion": flat, "imn_insertion": rising},
+                               sensitivity_samples=0, randomization=True)
+    rows = tables.faithfulness_rows({"imn": folder})
+    notes = {key[: -len(NOTE_SUFFIX)]: value for key, value in rows[0].items()
+             if key.endswith(NOTE_SUFFIX)}
+    assert notes == {"deletion_auc": "flat", "aopc_morf": "flat", "aopc_lerf": "flat",
+                     "max_sensitivity": "budget"}
+    assert "budget" in tables.footnotes(rows)
 
 
 def test_a_metric_undefined_on_some_ecgs_says_on_how_many_its_mean_is(tmp_path):

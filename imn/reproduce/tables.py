@@ -242,7 +242,7 @@ def abs_interval(value: float, low: float, high: float) -> tuple[float, float, f
 DEGENERACY_NOTES = {
     "flat": "every curve of this method stays within 0.01 of its start: the model's output "
             "does not move when features are deleted or inserted (saturated), so the AUC "
-            "cannot rank attributions",
+            "(and the AOPC, from the same deletions) cannot rank attributions",
     "constant": "the same value on every ECG: the model's output does not respond to the "
                 "perturbations (saturated), so the metric cannot tell methods apart",
     "undefined": "undefined on every ECG (a correlation with a constant map or output)",
@@ -252,8 +252,18 @@ DEGENERACY_NOTES = {
                "model): a reference, not a score",
     "not_computed": "not computed for this model (the feature route: a noisy copy would need "
                     "a new delineation; fitted trees have no randomised counterpart)",
+    "budget": "not computed at this preset's budget (its settings turn the metric off: "
+              "max-sensitivity with 0 re-explanations, or no randomised model)",
 }
-_CURVE_METRICS = {"deletion_auc": "deletion", "insertion_auc": "insertion"}
+# Metrics read off a saved curve (AOPC MoRF is the deletion curve's mean drop; LeRF deletes
+# the same features in the other order, so a flat deletion curve leaves it nothing to rank).
+_CURVE_METRICS = {"deletion_auc": "deletion", "insertion_auc": "insertion",
+                  "aopc_morf": "deletion", "aopc_lerf": "deletion"}
+# Metrics that measure the output's response to perturbations: one value on every ECG means
+# the output did not respond. Max-sensitivity and randomisation |rho| measure the map, and
+# the same value everywhere (e.g. rho = 1) is a real score.
+_RESPONSE_METRICS = ("deletion_auc", "insertion_auc", "aopc_morf", "aopc_lerf",
+                     "faithfulness_correlation", "infidelity")
 _CONTROL = "random"
 
 
@@ -266,10 +276,12 @@ def _curves(workdir: Path) -> dict[str, np.ndarray]:
 
 
 def degeneracy(row: dict[str, Any], curves: dict[str, np.ndarray],
-               skipped: tuple[str, ...] = (), not_computed: tuple[str, ...] = ()) -> dict[str, str]:
+               skipped: tuple[str, ...] = (), not_computed: tuple[str, ...] = (),
+               switched_off: tuple[str, ...] = ()) -> dict[str, str]:
     """metric -> reason key (of ``DEGENERACY_NOTES``) for each degenerate or missing cell of
     ``row`` (``skipped``: methods whose max-sensitivity the run did not compute;
-    ``not_computed``: metrics the run computed for no method)."""
+    ``not_computed``: metrics the run computed for no model of its kind; ``switched_off``:
+    metrics the run's budget turned off)."""
     reasons = {}
     for key, _ in FAITHFULNESS_METRICS:
         value = row.get(key, float("nan"))
@@ -282,11 +294,14 @@ def degeneracy(row: dict[str, Any], curves: dict[str, np.ndarray],
             reasons[key] = "control"
         elif key in not_computed:
             reasons[key] = "not_computed"
+        elif key in switched_off:
+            reasons[key] = "budget"
         elif key == "max_sensitivity" and row["method"] in skipped:
             reasons[key] = "skipped"
         elif not np.isfinite(value):
             reasons[key] = "undefined"
-        elif np.isfinite(value) and low == high == value and row.get("n", 0) > 1:
+        elif (key in _RESPONSE_METRICS and low == high == value
+              and row.get(key + DEFINED_SUFFIX, row.get("n", 0)) > 1):
             reasons[key] = "constant"
     return reasons
 
@@ -324,7 +339,10 @@ def faithfulness_rows(runs: dict[str, Path]) -> list[dict[str, Any]]:
         # The randomisation column is shown as |rho| (randomization_abs).
         not_computed = tuple("randomization_abs" if key == "randomization_similarity" else key
                              for key in table.get("not_computed", {}))
-        for key, reason in degeneracy(row, curves[row["model"]], skipped, not_computed).items():
+        switched_off = (("max_sensitivity",) if table.get("sensitivity_samples") == 0 else ()) + (
+            ("randomization_abs",) if table.get("randomization") is False else ())
+        for key, reason in degeneracy(row, curves[row["model"]], skipped, not_computed,
+                                      switched_off).items():
             row[key + NOTE_SUFFIX] = reason
     return rows
 
