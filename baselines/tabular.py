@@ -162,6 +162,42 @@ def fit_binary(name: str, features: np.ndarray, labels: np.ndarray, *, params: d
     return search.best_estimator_, {**search.best_params_, "inner_cv_auroc": search.best_score_}
 
 
+class ConstantClassifier:
+    """The model of a class whose training labels are all one value (it cannot be fitted):
+    every record gets that value as its probability. Its AUROC is 0.5 wherever the evaluated
+    split has both labels; the run goes on with the other classes, as the networks' runs do."""
+
+    def __init__(self, value: int):
+        self.value = float(value)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        n = len(features)
+        return np.column_stack([np.full(n, 1.0 - self.value), np.full(n, self.value)])
+
+
+def fit_classes(name: str, features: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], *,
+                params: dict[str, Any], grid_search: bool, inner_folds: int, seed: int):
+    """One binary model per class of ``labels (N, K)`` (:func:`fit_binary`); a class with one
+    label value in training gets a :class:`ConstantClassifier` and a warning instead of
+    failing the run. Returns ``(estimators, chosen params per class)``."""
+    estimators, chosen = [], []
+    for k, cls in enumerate(classes):
+        column = np.asarray(labels[:, k]).astype(int)
+        if column.min() == column.max():
+            logger.warning("%s: class %s has only label %d in the training split; it gets a "
+                           "constant score", name, cls, column[0])
+            estimators.append(ConstantClassifier(column[0]))
+            chosen.append({"class": cls, "constant": int(column[0])})
+            continue
+        estimator, best = fit_binary(name, features, column, params=params, grid_search=grid_search,
+                                     inner_folds=inner_folds, seed=seed)
+        estimators.append(estimator)
+        chosen.append({"class": cls, **best})
+        logger.info("%s fitted for class %s on %d records%s", name, cls, len(features),
+                    f" (grid search: {best})" if best else "")
+    return estimators, chosen
+
+
 @dataclasses.dataclass
 class TabularRun:
     """A fitted feature-route run: one estimator per class and its feature table."""
@@ -211,7 +247,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict:
     # Measure only the records the run uses (all of them unless data.max_records caps a split).
     # Kept in dataset order, so an uncapped run measures exactly the dataset's signals and
     # shares their feature cache with every other model and protocol on the same data.
-    used = np.sort(np.concatenate(list(rows.values())))
+    # Unique: under merged_9_10 the test rows are the validation rows.
+    used = np.unique(np.concatenate(list(rows.values())))
     dataset = dataset.subset(used)
     rows = {split: np.searchsorted(used, index) for split, index in rows.items()}
     table = dataset_features(dataset)
@@ -222,15 +259,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict:
 
     started = time.perf_counter()
     train_x, train_y = table.values[rows["train"]], dataset.labels[rows["train"]]
-    estimators, chosen = [], []
-    for k, cls in enumerate(dataset.classes):
-        estimator, best = fit_binary(name, train_x, train_y[:, k], params=params,
+    estimators, chosen = fit_classes(name, train_x, train_y, dataset.classes, params=params,
                                      grid_search=bool(options.get("grid_search", False)),
                                      inner_folds=int(options.get("inner_folds", 5)), seed=config.seed)
-        estimators.append(estimator)
-        chosen.append({"class": cls, **best})
-        logger.info("%s fitted for class %s on %d records%s", name, cls, len(train_x),
-                    f" (grid search: {best})" if best else "")
     fit_seconds = time.perf_counter() - started
 
     def predict(split: str) -> np.ndarray:
@@ -276,5 +307,5 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict:
     return summary
 
 
-__all__ = ["GRIDS", "STUDY_XGBOOST", "TABULAR_MODELS", "fit_binary", "is_tabular",
-           "make_estimator", "scores_of", "train_and_evaluate"]
+__all__ = ["GRIDS", "STUDY_XGBOOST", "TABULAR_MODELS", "ConstantClassifier", "fit_binary",
+           "fit_classes", "is_tabular", "make_estimator", "scores_of", "train_and_evaluate"]

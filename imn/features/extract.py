@@ -50,7 +50,7 @@ from imn.features.measure import (
 logger = logging.getLogger(__name__)
 
 # Bump when a feature's definition changes so stale caches are not read.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: QRS bounds screened (onsets in the P wave), baseline window
 # Records measured together: bounds the (beats, W, 12) gather blocks to ~100 MB at 500 Hz.
 _BLOCK = 128
 # Records per delineation task (a worker process's unit of work; also the progress step).

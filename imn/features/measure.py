@@ -163,8 +163,10 @@ def wave_spans(fiducials: np.ndarray, wave: str, sampling_rate: int,
     if wave == "QT":
         return f["QRS_on"], f["T_off"]
     if wave == "baseline":
-        return (np.round(f["QRS_on"] + _BASELINE_MS[0] * ms),
-                np.round(f["QRS_on"] + _BASELINE_MS[1] * ms))
+        # ceil / floor, not round: round-half-to-even gave the window a length that depended
+        # on the onset's parity wherever the bound falls on half a sample (100 Hz: -0.5).
+        return (np.ceil(f["QRS_on"] + _BASELINE_MS[0] * ms),
+                np.floor(f["QRS_on"] + _BASELINE_MS[1] * ms))
     raise ValueError(f"unknown wave {wave!r}; expected one of {WAVES}")
 
 

@@ -136,3 +136,53 @@ def test_worker_processes_give_the_same_table():
     parallel = extract_features(dataset.signals, RATE, progress=False, use_cache=False, workers=2)
     np.testing.assert_array_equal(serial.values, parallel.values)
     np.testing.assert_array_equal(serial.fiducials, parallel.fiducials)
+
+
+def test_qrs_bounds_in_the_p_wave_or_before_the_s_peak_are_refilled_from_plausible_beats():
+    """An onset 134 ms before R (the P wave, as NeuroKit2's DWT returns it on some records)
+    is replaced by the beat's Q peak minus the plausible beats' gap; an offset before the S
+    peak by S peak plus their gap."""
+    from imn.features.delineate import FID, FIDUCIALS, _fill_qrs_bounds, _screen_qrs_bounds
+
+    rate = 500
+    table = np.full((3, len(FIDUCIALS)), np.nan)
+    r = np.array([500.0, 1000.0, 1500.0])
+    table[:, FID["R_peak"]] = r
+    table[:, FID["Q_peak"]] = r - 14
+    table[:, FID["S_peak"]] = r + 12
+    table[:, FID["QRS_on"]] = r - [22, 67, 22]  # beat 1's onset: 134 ms before R
+    table[:, FID["QRS_off"]] = r + [21, 21, 8]  # beat 2's offset: before its S peak
+    _screen_qrs_bounds(table, rate)
+    _fill_qrs_bounds(table, rate)
+    np.testing.assert_array_equal(table[:, FID["QRS_on"]], r - 22)  # gap Q - onset 8 samples
+    np.testing.assert_array_equal(table[:, FID["QRS_off"]], r + 21)  # gap offset - S 9 samples
+
+
+def test_a_real_record_with_an_onset_in_its_p_wave_gets_a_normal_qrs(ptbxl_root):
+    """PTB-XL ecg_id 2 (NORM, 500 Hz): NeuroKit2 puts the QRS onset 134 ms before R, in the
+    P wave, on every beat; after screening the onsets sit within 60 ms of the Q peak and the
+    QRS lasts as a normal one does."""
+    from imn.data.ptbxl import read_record
+    from imn.features.delineate import FID, bandpass, delineate_best
+
+    digital, gain, baseline = read_record(ptbxl_root, "records500/00000/00002_hr", 500, 2)
+    signals = (digital - baseline) / gain
+    table, _ = delineate_best(bandpass(signals, 500), 500)
+    onset, q = table[:, FID["QRS_on"]], table[:, FID["Q_peak"]]
+    both = np.isfinite(onset) & np.isfinite(q)
+    assert both.sum() >= len(table) // 2
+    assert np.all(q[both] - onset[both] <= 0.06 * 500)
+    duration_ms = np.nanmedian(table[:, FID["QRS_off"]] - onset) * 2
+    assert 60 <= duration_ms <= 120
+
+
+@pytest.mark.parametrize("rate", [100, 500])
+def test_the_baseline_window_has_one_length_whatever_the_onsets_parity(rate):
+    from imn.features.delineate import FID, FIDUCIALS
+    from imn.features.measure import wave_spans
+
+    table = np.full((2, len(FIDUCIALS)), np.nan)
+    table[:, FID["QRS_on"]] = [400, 401]  # an even and an odd onset
+    start, end = wave_spans(table, "baseline", rate)
+    assert end[0] - start[0] == end[1] - start[1]
+    assert np.all(end < table[:, FID["QRS_on"]])  # the window ends before the onset

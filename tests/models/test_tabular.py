@@ -106,6 +106,20 @@ def test_bad_model_and_one_class_are_named():
                    inner_folds=3, seed=0)
 
 
+def test_a_class_with_one_training_label_gets_a_constant_score_and_the_run_goes_on(caplog):
+    """On the slice's diagnostic tasks some classes have no positive in folds 1-8: that class
+    scores constant (AUROC 0.5 where the test split has both labels), the others are fitted."""
+    from baselines.tabular import ConstantClassifier, fit_classes
+
+    x, y = _separable()
+    labels = np.stack([y, np.zeros_like(y)], axis=1)
+    estimators, chosen = fit_classes("logistic_l2", x, labels, ("A", "ABSENT"), params={},
+                                     grid_search=False, inner_folds=3, seed=0)
+    assert isinstance(estimators[1], ConstantClassifier) and chosen[1] == {"class": "ABSENT", "constant": 0}
+    assert np.all(scores_of(estimators[1], x) == 0.0) and np.ptp(scores_of(estimators[0], x)) > 0
+    assert "ABSENT has only label 0" in caplog.text
+
+
 def test_split_rows_follow_the_evaluation_protocol():
     """Under merged_9_10 the feature route selects and reports on folds 9 + 10 together, as
     the neural trainer does; by default validation and test are folds 9 and 10."""
