@@ -110,8 +110,8 @@ def label_heatmaps(model: nnx.Module, signals: np.ndarray, labels: np.ndarray, *
 
 def stage_one_state(config, num_labels: int, input_length: int, *, allow_data_move: bool = False):
     """The best checkpoint of the stage-1 run in ``config.attention.init_from``, restored into
-    an evaluation-mode model: ``(model, run folder)``. Checks that it is an xECGNet run on the
-    same classes and input length. The stage-1 run is read on this run's data (its folder, as
+    an evaluation-mode model: ``(model, run folder)``. Checks that it is an xECGNet run of the
+    same data settings (task, folds, rate, normalisation, protocol), classes and input length. The stage-1 run is read on this run's data (its folder, as
     the caller checked it); ``allow_data_move`` accepts that folder for a stage-1 run recorded
     elsewhere."""
     from imn.train.config import TrainConfig
@@ -132,6 +132,16 @@ def stage_one_state(config, num_labels: int, input_length: int, *, allow_data_mo
                          f"{stage_one.attention.stage}; fine-tuning needs a stage-1 {config.model.name!r} run")
     stage_one = dataclasses.replace(stage_one, data=dataclasses.replace(
         stage_one.data, source=config.data.source, root=config.data.root))
+    # The same task, folds, rate and normalisation: a stage-1 run on other folds could have
+    # trained on this run's validation or test records, one on another binary task (the same
+    # class count) would seed it silently.
+    differing = [field.name for field in dataclasses.fields(config.data)
+                 if getattr(stage_one.data, field.name) != getattr(config.data, field.name)]
+    if differing:
+        described = "; ".join(f"data.{name}: {getattr(stage_one.data, name)!r} there, "
+                              f"{getattr(config.data, name)!r} here" for name in differing)
+        raise ConfigError(f"attention.init_from={source!r} was trained on other data settings "
+                          f"({described}); fine-tune a stage-1 run of the same data")
     run = setup_run(stage_one, folder, write_files=False, allow_data_move=allow_data_move)
     try:
         if len(run.data.classes) != num_labels:

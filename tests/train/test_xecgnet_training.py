@@ -98,6 +98,19 @@ def test_stage_two_needs_a_stage_one_run(tmp_path):
                                                       f"attention.init_from={tmp_path / 'none'}"])
     with pytest.raises(RunFolderError, match="train the stage-1 run first"):
         stage_one_state(missing, 5, 1000)
+    # A stage-1 run of other folds (it may have trained on this run's test records) is refused
+    # before anything is restored.
+    other = tmp_path / "stage1_other_folds"
+    other.mkdir()
+    stage_one = load_config("configs/xecgnet.py:tiny", ["data.source=synthetic", NARROW_XECGNET,
+                                                        "data.train_folds=1,2,3,4,5,6,7,10",
+                                                        "data.test_folds=8"])
+    (other / "config.json").write_text(stage_one.to_json())
+    fine_tune = load_config("configs/xecgnet.py:tiny", ["data.source=synthetic", NARROW_XECGNET,
+                                                        "attention.stage=2",
+                                                        f"attention.init_from={other}"])
+    with pytest.raises(ValueError, match="other data settings.*data.train_folds"):
+        stage_one_state(fine_tune, 5, 1000)
 
 
 # ---------------------------------------------------------------------------------------------
