@@ -289,12 +289,11 @@ def reliability_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
         panels, floors = {}, {}
         for model in plan.models:
             workdir = run_dir(out, task, model)
-            metrics = read_metrics(workdir)
-            if metrics is None or _load_npz(workdir / "predictions_test.npz") is None:
+            if (metrics := read_metrics(workdir)) is None:
                 continue
             try:
                 series = reliability_series(workdir, metrics, "test", cache)
-            except ValueError:  # no logits saved: a feature-route model
+            except (FileNotFoundError, ValueError):  # no predictions, or no logits (feature route)
                 continue
             panels[model_label(model)] = series
             floors[model_label(model)] = float(np.mean(ece_floor(series["raw"][1])["mean"]))
