@@ -73,6 +73,12 @@ def format_cell(row: dict[str, Any], key: str, fmt: str | None = None) -> str:
     return "" if value is None else str(value)
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: a bare ``|`` (as in ``|rho|``) would end
+    the cell, so that row has more cells than the delimiter row and GitHub renders no table."""
+    return str(text).replace("|", "\\|")
+
+
 def write_table(rows: list[dict[str, Any]], stem: str | Path,
                 columns: list[tuple[str, str]] | None = None, *, caption: str | None = None,
                 footnotes: dict[str, str] | None = None,
@@ -97,10 +103,10 @@ def write_table(rows: list[dict[str, Any]], stem: str | Path,
     formats = {key: column_format(rows, key) if one_format_per_column else None
                for key, _ in columns}
     lines = [caption, ""] if caption else []
-    lines += ["| " + " | ".join(header for _, header in columns) + " |",
+    lines += ["| " + " | ".join(markdown_cell(header) for _, header in columns) + " |",
               "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(format_cell(row, key, formats[key]) for key, _ in columns) + " |"
-              for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(format_cell(row, key, formats[key])) for key, _ in columns)
+              + " |" for row in rows]
     if footnotes:
         lines += [""] + [f"({marker}) {text}" for marker, text in footnotes.items()]
     md_path.write_text("\n".join(lines) + "\n")

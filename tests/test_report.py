@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imn.report import format_cell
+from imn.report import format_cell, write_table
 
 
 def test_cells_keep_three_decimals_and_show_tiny_values_in_scientific_notation():
@@ -15,3 +15,16 @@ def test_cells_keep_three_decimals_and_show_tiny_values_in_scientific_notation()
     assert format_cell(row, "n") == "8"
     assert format_cell(row, "sensitivity") == "n/a"
     assert format_cell(row, "zero") == "0.000 [0.000, 0.000]"
+
+
+def test_a_pipe_in_a_header_or_cell_keeps_the_markdown_table_one_grid(tmp_path):
+    """``|rho|`` in a header split the row into more cells than the delimiter row has, and
+    GitHub then shows the whole table as plain text."""
+    rows = [{"method": "a|b", "score": 0.5}]
+    _, md_path = write_table(rows, tmp_path / "table",
+                             [("method", "method"), ("score", "randomisation |mean \u03c1|")])
+    lines = md_path.read_text().splitlines()
+    grid = [line.replace("\\|", "") for line in lines if line.startswith("|")]
+    assert len(grid) == 3
+    assert {line.count("|") for line in grid} == {3}
+    assert "randomisation \\|mean \u03c1\\|" in lines[0]
