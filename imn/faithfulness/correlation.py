@@ -190,8 +190,11 @@ def _infidelity(
     if optimal_scaling:
         # An all-zero map explains none of the drops: beta = 0, and its infidelity is the
         # drops' mean square (the worst case), not the 0 / 0 that would hide it as NaN.
+        # beta >= 0: a free sign would let a map that predicts every drop backwards (-phi)
+        # score as well as phi; clipped, it scores as the empty map.
         norm = jnp.mean(explained**2, axis=0)
         beta = jnp.where(norm > 0, jnp.mean(explained * drops, axis=0) / jnp.where(norm > 0, norm, 1.0), 0.0)
+        beta = jnp.maximum(beta, 0.0)
         explained = beta[None] * explained
     score = jnp.mean((explained - drops) ** 2, axis=0)
     # An output that no perturbation moves (a saturated probability) scores every map alike
@@ -230,8 +233,10 @@ def infidelity(
     ``optimal_scaling=True`` rescales ``I^T phi`` per ECG by the least-squares factor
     ``beta = E[I^T phi * drop] / E[(I^T phi)^2]`` before squaring, as in the authors' code,
     so that attributions are not penalised for their overall scale (or for being in logit
-    units when ``predict_fn`` returns probabilities); an all-zero map gets ``beta = 0``. The
-    default is the plain definition.
+    units when ``predict_fn`` returns probabilities). The factor is kept non-negative (the
+    authors' is free): with a free sign, ``-phi`` (every drop predicted backwards) would score
+    exactly as ``phi``; clipped at 0, it scores as an all-zero map, which gets ``beta = 0``
+    and the drops' mean square. The default is the plain definition.
 
     Returns ``(B,)``, NaN for an ECG whose output no perturbation moved (every drop 0, e.g.
     a probability saturated at 1 in float32): there any map scores alike.

@@ -121,7 +121,7 @@ def test_infidelity_equals_numpy_loop(linear, perturbation, optimal_scaling):
             drops.append(clean - float(predict(jnp.asarray((x[b] - shift)[None]))[0, 0]))
         explained, drops = np.array(explained), np.array(drops)
         if optimal_scaling:
-            explained *= np.mean(explained * drops) / np.mean(explained**2)
+            explained *= max(np.mean(explained * drops) / np.mean(explained**2), 0.0)
         np.testing.assert_allclose(got[b], np.mean((explained - drops) ** 2), rtol=1e-3,
                                    atol=1e-9)
 
@@ -167,6 +167,21 @@ def test_max_sensitivity(linear):
     assert np.all(shifted > got)
     with pytest.raises(ValueError, match="reference must be shaped like x"):
         max_sensitivity(gradient_times_input, x, 0, reference=np.zeros((1, LENGTH, LEADS)))
+
+
+def test_infidelity_with_optimal_scaling_sees_a_map_with_the_wrong_sign(linear):
+    """For f = w.x + c, phi = w explains every drop exactly; -w predicts each drop with the
+    wrong sign. A free least-squares factor (-1) would make both exact; the non-negative one
+    scores -w as the empty map."""
+    x, w, logit = linear["x"], linear["w"], linear["logit"]
+    right = np.broadcast_to(w, x.shape)
+    scores = {name: np.asarray(infidelity(logit, x, attribution, 0, n_perturbations=16,
+                                          optimal_scaling=True))
+              for name, attribution in (("right", right), ("flipped", -right),
+                                        ("zero", np.zeros_like(x)))}
+    assert np.all(scores["right"] < 1e-9)
+    assert np.all(scores["flipped"] > 1e-4)
+    np.testing.assert_allclose(scores["flipped"], scores["zero"], rtol=1e-6)
 
 
 def test_infidelity_of_an_unmoved_output_is_undefined_and_of_a_zero_map_is_the_drops(linear):
