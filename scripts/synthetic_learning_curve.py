@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from imn.train import metrics
 from imn.train.config import load_config

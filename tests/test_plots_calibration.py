@@ -52,3 +52,14 @@ def test_run_reliability_adds_the_prior_correction_and_the_calibrated_floor(tmp_
     floor = ece_floor(sigmoid(true_logits + offset))["mean"][0]
     assert note and f"{floor:.3f}" in note[0].get_text() and "120 ECGs" in note[0].get_text()
     assert (tmp_path / "rel.png").stat().st_size > 0
+
+
+def test_panel_sizes_name_the_classes_a_panel_pools():
+    from imn.plots.calibration import panel_sizes
+
+    def series(n, k):
+        return {"raw": (np.zeros((n, k)), np.zeros((n, k)))}
+
+    assert panel_sizes({"a": series(600, 5), "b": series(600, 5)}) == "600 ECGs × 5 classes"
+    assert panel_sizes({"a": series(52, 1)}) == "52 ECGs"
+    assert panel_sizes({"a": series(52, 1), "b": series(72, 5)}) == "52 ECGs; 72 ECGs × 5 classes"

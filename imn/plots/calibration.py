@@ -103,6 +103,13 @@ def plot_reliability(
     return fig
 
 
+def panel_sizes(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> str:
+    """``"600 ECGs × 5 classes"`` (each distinct label shape among ``panels``' series, ``;``
+    between them): what one reliability panel pools, for a figure title."""
+    shapes = sorted({series["raw"][0].shape for series in panels.values()})
+    return "; ".join(f"{n} ECGs" + (f" × {k} classes" if k > 1 else "") for n, k in shapes)
+
+
 def plot_reliability_grid(
     panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
     out: str | Path | None = None,
@@ -170,19 +177,18 @@ def plot_run_reliability(workdir: str | Path, out: str | Path | None = None, *,
     training loss's prior offset) those with the class weighting's logit shift undone
     (``predictions_{split}.npz``). A note gives the ECE a perfectly calibrated model would
     show on this many records (:func:`imn.train.calibration.ece_floor`)."""
-    from imn.train.calibration import ece_floor, sigmoid
+    from imn.train.calibration import calibrated_probabilities, ece_floor
     from imn.train.run_folder import read_calibrated_predictions
 
     saved = read_calibrated_predictions(workdir, split)
-    labels, logits, temperature = saved["labels"], saved["logits"], float(saved["temperature"])
-    series = {"raw": (labels, sigmoid(logits)),
-              f"T-scaled (T = {temperature:.3g}, fit on val)": (labels, sigmoid(logits / temperature))}
-    if "logit_offset" in saved:
-        series["prior-corrected (- log class weight)"] = (
-            labels, sigmoid(logits - saved["logit_offset"]))
+    labels, temperature = saved["labels"], float(saved["temperature"])
+    readings = calibrated_probabilities(saved["logits"], temperature, saved.get("logit_offset"))
+    legend = {"raw": "raw", "T-scaled": f"T-scaled (T = {temperature:.3g}, fit on val)",
+              "prior-corrected": "prior-corrected (- log class weight)"}
+    series = {legend[name]: (labels, probs) for name, probs in readings.items()}
     fig = plot_reliability(series, out=None, n_bins=n_bins,
                            title=f"{Path(workdir).name}: {split}")
-    floor = float(np.mean(ece_floor(sigmoid(logits), n_bins)["mean"]))
+    floor = float(np.mean(ece_floor(readings["raw"], n_bins)["mean"]))
     _note(fig.axes[0], 0.08, f"calibrated model on {len(labels)} ECGs: ECE ≈ {floor:.3f}",
           gid="ece-floor")
     if out is not None:

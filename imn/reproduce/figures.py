@@ -277,7 +277,7 @@ def reliability_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
     """One reliability figure per task: a panel per model with saved logits (test split; raw,
     temperature-scaled with the T fitted on validation, prior-corrected), each with the ECE a
     perfectly calibrated model would show on those records."""
-    from imn.plots.calibration import plot_reliability_grid
+    from imn.plots.calibration import panel_sizes, plot_reliability_grid
     from imn.plots.style import model_label, save_figure
     from imn.train.calibration import ece_floor
     from imn.train.run_folder import read_metrics
@@ -298,9 +298,8 @@ def reliability_figures(plan: Plan, out: Path, figures: Path) -> list[Path]:
             panels[model_label(model)] = series
             floors[model_label(model)] = float(np.mean(ece_floor(series["raw"][1])["mean"]))
         if panels:
-            records = len(next(iter(panels.values()))["raw"][0])
             fig = plot_reliability_grid(panels, floors=floors,
-                                        title=f"{task}: test split ({records} ECGs)")
+                                        title=f"{task}: test split ({panel_sizes(panels)} per panel)")
             written += save_figure(fig, figures / f"reliability_{task}")
     return written
 

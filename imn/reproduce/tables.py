@@ -47,7 +47,7 @@ FAITHFULNESS_METRICS = (
     ("faithfulness_correlation", "faithfulness corr. (higher better)"),
     ("infidelity", "infidelity (lower better)"),
     ("max_sensitivity", "max-sensitivity (lower better)"),
-    ("randomization_abs", "randomisation |\u03c1| (closer to 0 better)"),
+    ("randomization_abs", "randomisation |mean \u03c1| (closer to 0 better)"),
 )
 LOCALISATION_METRICS = (
     ("pointing_game", "pointing game"),

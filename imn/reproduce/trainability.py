@@ -329,7 +329,7 @@ def _write_initial_logits(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
 # ---------------------------------------------------------------------------- entry point
 def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
     """Train what is missing, then write the table, curves and initial-logit figure."""
-    from imn.plots.calibration import plot_reliability_grid
+    from imn.plots.calibration import panel_sizes, plot_reliability_grid
     from imn.plots.trainability import plot_initial_logits, plot_learning_curves
 
     out = Path(out)
@@ -350,10 +350,9 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
             panels, floors = reliability_panels(study, out, task, "validation", train_labels)
             if panels:
-                shapes = sorted({series["raw"][0].shape for series in panels.values()})
-                sizes = ", ".join(f"{n} ECGs" + (f" × {k} classes" if k > 1 else "") for n, k in shapes)
                 plot_reliability_grid(panels, out / f"reliability_{task}", floors=floors,
-                                      title=f"{task}: validation, seeds pooled ({sizes} per panel)")
+                                      title=f"{task}: validation, seeds pooled "
+                                            f"({panel_sizes(panels)} per panel)")
                 written += [out / f"reliability_{task}.pdf", out / f"reliability_{task}.png"]
         written += plot_initial_logits(logit_rows, out / "initial_logits")
     record = write_record(out / "study.json", {

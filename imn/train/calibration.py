@@ -205,6 +205,25 @@ def fit_temperature(labels: Any, logits: Any, *, max_temperature: float = 1e6) -
     return float(1.0 / np.sqrt(low * high))
 
 
+def calibrated_probabilities(logits: Any, temperature: float,
+                             logit_offset: Any = None) -> dict[str, np.ndarray]:
+    """The readings of binary ``logits (N, K)`` that calibration compares, each ``(N, K)``:
+    ``raw`` (sigmoid), ``T-scaled`` (``logits / temperature``, the temperature fitted on
+    validation) and, when ``logit_offset (K,)`` is given and finite, ``prior-corrected``
+    (``logits - logit_offset``: the class weighting's shift undone)."""
+    logits = np.asarray(logits, np.float64)
+    out = {"raw": sigmoid(logits), "T-scaled": sigmoid(logits / float(temperature))}
+    if logit_offset is not None:
+        offset = np.broadcast_to(np.asarray(logit_offset, np.float64).ravel(), logits.shape[1:])
+        if np.all(np.isfinite(offset)):
+            out["prior-corrected"] = sigmoid(logits - offset)
+    return out
+
+
+# calibration_summary's key suffix for each reading of calibrated_probabilities.
+_SUMMARY_SUFFIX = {"raw": "", "T-scaled": "_scaled", "prior-corrected": "_prior_corrected"}
+
+
 def _macro(values: np.ndarray) -> float:
     return float(np.mean(values))
 
@@ -229,19 +248,18 @@ def calibration_summary(labels: Any, logits: Any, temperature: float,
     labels, logits = _as_2d(labels, logits, "logits")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    raw = sigmoid(logits)
+    readings = calibrated_probabilities(logits, temperature, logit_offset)
+    raw = readings["raw"]
     raw32 = raw.astype(np.float32)
     out: dict[str, Any] = {"temperature": float(temperature), "n_bins": int(n_bins),
                            "saturated": int(np.sum((raw32 == 0) | (raw32 == 1)))}
-    series = [("", raw), ("_scaled", sigmoid(logits / temperature))]
-    if logit_offset is not None:
-        offset = np.broadcast_to(np.asarray(logit_offset, np.float64).ravel(), logits.shape[1:])
-        if np.all(np.isfinite(offset)):
-            out["logit_offset"] = offset.tolist()
-            series.append(("_prior_corrected", sigmoid(logits - offset)))
-        else:
-            out["prior_correction"] = "undefined: a class weight of the training loss is 0"
-    for suffix, probs in series:
+    if "prior-corrected" in readings:
+        out["logit_offset"] = np.broadcast_to(
+            np.asarray(logit_offset, np.float64).ravel(), logits.shape[1:]).tolist()
+    elif logit_offset is not None:
+        out["prior_correction"] = "undefined: a class weight of the training loss is 0"
+    for name, probs in readings.items():
+        suffix = _SUMMARY_SUFFIX[name]
         ece = expected_calibration_error(labels, probs, n_bins)
         brier = brier_score(labels, probs)
         out[f"ece{suffix}"] = _macro(ece)

@@ -518,12 +518,8 @@ def reliability_series(workdir: str | Path, metrics: dict, split: str,
     class weighting's offset is defined, ``prior-corrected``."""
     offset = run_calibration(workdir, metrics, split, train_labels_cache).get("logit_offset")
     saved = run_folder.read_calibrated_predictions(workdir, split)
-    labels, logits = saved["labels"], saved["logits"]
-    series = {"raw": (labels, calibration.sigmoid(logits)),
-              "T-scaled": (labels, calibration.sigmoid(logits / float(saved["temperature"])))}
-    if offset is not None:
-        series["prior-corrected"] = (labels, calibration.sigmoid(logits - np.asarray(offset)))
-    return series
+    readings = calibration.calibrated_probabilities(saved["logits"], float(saved["temperature"]), offset)
+    return {name: (saved["labels"], probs) for name, probs in readings.items()}
 
 
 def restore_for_evaluation(run: Run) -> tuple[TrainState, dict]:
