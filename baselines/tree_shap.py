@@ -5,12 +5,17 @@ one value per feature plus the bias, in log-odds, summing exactly to the model's
 
 :func:`shap_to_ecg`: a feature measures one wave of one lead (``V2_ST60_mean``: the ST level
 60 ms after the J point in V2), so its SHAP value is spread over that wave's time span in that
-lead, shared equally between the record's beats and uniformly over each span's samples. The
+lead, shared equally between the record's beats and uniformly over each span's samples
+(a max / min feature, which one beat sets, goes to that beat's span alone). The
 result is an attribution ``(N, L, 12)`` like every other explainer's, so the clinical-grid
 figures and the localisation metrics apply unchanged. Rules:
 
 * per-lead feature -> its lead, over its wave (``LEAD_FEATURE_WAVES``); ``T_R_ratio`` gives
   half to the QRS and half to the T wave;
+* per-lead max / min feature (``EXTREME_FEATURES``, e.g. ``V2_ST60_max``) -> its lead, over
+  its wave in the beat that sets it (``FeatureTable.extreme_beats``; the first beat if several
+  tie); as the other per-lead features when the table has no such beats or that beat's span
+  is missing;
 * ``global_*`` feature (an interval of the fiducial lead) -> 1/12 to every lead, over its
   wave (``GLOBAL_FEATURE_WAVES``: QRS_dur over the QRS, QT from QRS onset to T offset, RR
   from one R peak to the next, ...);
@@ -29,6 +34,7 @@ from imn.data.dataset import NUM_LEADS
 from imn.features import FeatureTable
 from imn.features.delineate import FID
 from imn.features.measure import (
+    EXTREME_FEATURES,
     GLOBAL_FEATURE_WAVES,
     GLOBAL_FEATURES,
     LEAD_FEATURE_WAVES,
@@ -106,6 +112,34 @@ def _wave_matrix() -> tuple[np.ndarray, np.ndarray]:
     return lead, glob
 
 
+_EXTREME_COLUMNS = np.array([LEAD_FEATURES.index(name) for name in EXTREME_FEATURES])
+
+
+def extreme_beat_spans(table: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
+    """First and last sample (inclusive) ``(N, 12, len(EXTREME_FEATURES))`` int of each max /
+    min feature's wave in the beat that sets it; -1 where the table has no such beat or that
+    beat's span is missing or off the record."""
+    n = len(table)
+    first = np.full((n, NUM_LEADS, len(EXTREME_FEATURES)), -1, np.int64)
+    last = first.copy()
+    if table.extreme_beats is None or table.fiducials.shape[1] == 0:  # no beat anywhere
+        return first, last
+    length = table.signal_length
+    for e, name in enumerate(EXTREME_FEATURES):
+        beat = table.extreme_beats[:, :, e].astype(np.int64)  # (N, 12)
+        # One beat's fiducials per record and lead: (N * 12, len(FIDUCIALS)); -1 -> any row,
+        # masked below.
+        rows = table.fiducials[np.arange(n)[:, None], np.maximum(beat, 0)].reshape(n * NUM_LEADS, -1)
+        start, stop = wave_spans(rows.astype(np.float64), LEAD_FEATURE_WAVES[name], table.sampling_rate)
+        start, stop = start.reshape(n, NUM_LEADS), stop.reshape(n, NUM_LEADS)
+        with np.errstate(invalid="ignore"):
+            ok = (beat >= 0) & np.isfinite(start) & np.isfinite(stop) & (stop >= start) \
+                & (start >= 0) & (stop < length)
+        first[:, :, e] = np.where(ok, np.nan_to_num(start), -1)
+        last[:, :, e] = np.where(ok, np.nan_to_num(stop), -1)
+    return first, last
+
+
 def shap_to_ecg(values: np.ndarray, table: FeatureTable) -> np.ndarray:
     """Feature SHAP values ``(N, F)`` (columns ``table.names``) -> attribution ``(N, L, 12)``.
 
@@ -116,8 +150,13 @@ def shap_to_ecg(values: np.ndarray, table: FeatureTable) -> np.ndarray:
         raise ValueError(f"SHAP values {values.shape} do not match the feature table "
                          f"{table.values.shape} (one value per record and feature column)")
     n_lead = NUM_LEADS * len(LEAD_FEATURES)
-    per_lead = values[:, :n_lead].reshape(len(values), NUM_LEADS, len(LEAD_FEATURES))
+    per_lead = values[:, :n_lead].reshape(len(values), NUM_LEADS, len(LEAD_FEATURES)).copy()
     per_global = values[:, n_lead:]
+    # Max / min features with a known beat go there; the rest is spread over every beat.
+    first, last = extreme_beat_spans(table)
+    on_one_beat = first >= 0  # (N, 12, E)
+    extreme_values = per_lead[:, :, _EXTREME_COLUMNS]
+    per_lead[:, :, _EXTREME_COLUMNS] = np.where(on_one_beat, 0.0, extreme_values)
     lead_to_wave, global_to_wave = _wave_matrix()
     # (N, W, 12): SHAP mass of each wave in each lead.
     wave_mass = np.einsum("wf,nlf->nwl", lead_to_wave, per_lead)
@@ -126,7 +165,11 @@ def shap_to_ecg(values: np.ndarray, table: FeatureTable) -> np.ndarray:
     out = np.empty((len(values), length, NUM_LEADS), np.float32)
     for i in range(len(values)):
         densities = wave_densities(table.fiducials[i], table.sampling_rate, length)
-        out[i] = densities.T @ wave_mass[i]
+        mapped = densities.T @ wave_mass[i]  # (L, 12) float64
+        for lead, e in zip(*np.nonzero(on_one_beat[i])):
+            span = slice(first[i, lead, e], last[i, lead, e] + 1)
+            mapped[span, lead] += extreme_values[i, lead, e] / (span.stop - span.start)
+        out[i] = mapped
     return out
 
 
@@ -175,4 +218,5 @@ def explain_run(workdir, split: str = "test", class_index: int = 0) -> dict[str,
             "ecg_ids": part.ecg_ids, "shap": values, "bias": bias, "names": np.asarray(table.names)}
 
 
-__all__ = ["WAVE_ORDER", "explain_run", "shap_to_ecg", "tree_shap", "wave_densities"]
+__all__ = ["WAVE_ORDER", "explain_run", "extreme_beat_spans", "shap_to_ecg", "tree_shap",
+           "wave_densities"]

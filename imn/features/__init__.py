@@ -16,6 +16,7 @@ from imn.features.delineate import (
 )
 from imn.features.extract import FEATURES_VERSION, FeatureTable, dataset_features, extract_features
 from imn.features.measure import (
+    EXTREME_FEATURES,
     FEATURE_NAMES,
     GLOBAL_FEATURE_WAVES,
     GLOBAL_FEATURES,
@@ -27,6 +28,7 @@ from imn.features.measure import (
 
 __all__ = [
     "DEFAULT_FIDUCIAL_LEADS",
+    "EXTREME_FEATURES",
     "FEATURES_VERSION",
     "FEATURE_NAMES",
     "FIDUCIALS",

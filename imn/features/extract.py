@@ -40,6 +40,7 @@ from imn.features.delineate import (
     delineate_best,
 )
 from imn.features.measure import (
+    EXTREME_FEATURES,
     FEATURE_NAMES,
     GLOBAL_FEATURES,
     LEAD_FEATURES,
@@ -50,7 +51,8 @@ from imn.features.measure import (
 logger = logging.getLogger(__name__)
 
 # Bump when a feature's definition changes so stale caches are not read.
-FEATURES_VERSION = 2  # 2: QRS bounds screened (onsets in the P wave), baseline window
+FEATURES_VERSION = 3  # 2: QRS bounds screened (onsets in the P wave), baseline window;
+# 3: the beat that sets each max / min feature is kept (extreme_beats)
 # Records measured together: bounds the (beats, W, 12) gather blocks to ~100 MB at 500 Hz.
 _BLOCK = 128
 # Records per delineation task (a worker process's unit of work; also the progress step).
@@ -72,6 +74,9 @@ class FeatureTable:
       sampling_rate: Hz of the signals the points refer to.
       signal_length: samples per record (L).
       fiducial_leads: str ``(N,)``, the lead each record was delineated on ("" if failed).
+      extreme_beats: int16 ``(N, 12, len(EXTREME_FEATURES))``, the beat (row of
+        ``fiducials[i]``) that sets each per-lead max / min feature, -1 where it is NaN;
+        None for a table built without it (its maps spread those features over every beat).
     """
 
     values: np.ndarray
@@ -82,6 +87,7 @@ class FeatureTable:
     sampling_rate: int
     signal_length: int
     fiducial_leads: np.ndarray
+    extreme_beats: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -110,7 +116,9 @@ class FeatureTable:
                    if old in self.failure_reasons}
         return dataclasses.replace(self, values=self.values[rows], failed=self.failed[rows],
                                    failure_reasons=reasons, fiducials=self.fiducials[rows],
-                                   fiducial_leads=self.fiducial_leads[rows])
+                                   fiducial_leads=self.fiducial_leads[rows],
+                                   extreme_beats=None if self.extreme_beats is None
+                                   else self.extreme_beats[rows])
 
 
 def _delineate_rows(signals: np.ndarray, rate: int, leads: tuple[str, ...]):
@@ -169,7 +177,8 @@ def _save(path: Path, table: FeatureTable) -> None:
                  failed=table.failed, fiducials=table.fiducials,
                  reasons=json.dumps({str(k): v for k, v in table.failure_reasons.items()}),
                  sampling_rate=table.sampling_rate, signal_length=table.signal_length,
-                 fiducial_leads=table.fiducial_leads.astype(str))
+                 fiducial_leads=table.fiducial_leads.astype(str),
+                 **({} if table.extreme_beats is None else {"extreme_beats": table.extreme_beats}))
         os.replace(scratch, path)  # appears complete or not at all
     except OSError as err:
         logger.warning("cannot write the feature cache %s: %s", path, err)
@@ -184,6 +193,7 @@ def _load(path: Path) -> FeatureTable | None:
                 failure_reasons={int(k): v for k, v in json.loads(str(data["reasons"])).items()},
                 sampling_rate=int(data["sampling_rate"]), signal_length=int(data["signal_length"]),
                 fiducial_leads=data["fiducial_leads"],
+                extreme_beats=data["extreme_beats"] if "extreme_beats" in data.files else None,
             )
     except (OSError, ValueError, KeyError) as err:
         logger.warning("ignoring unreadable feature cache %s: %s", path, err)
@@ -244,6 +254,7 @@ def extract_features(
     started = time.perf_counter()
     n_global = len(GLOBAL_FEATURES)
     per_lead = np.full((n, NUM_LEADS, len(LEAD_FEATURES)), np.nan, np.float32)
+    extreme_beats = np.full((n, NUM_LEADS, len(EXTREME_FEATURES)), -1, np.int16)
     global_values = np.full((n, n_global), np.nan, np.float32)
     tables: list[np.ndarray | None] = [None] * n
     lead_used = np.full(n, "", dtype=object)
@@ -265,8 +276,9 @@ def extract_features(
                 bar.set_postfix(failed=len(reasons), refresh=False)
         for start in range(0, n, _BLOCK):
             filtered = bandpass(signals[start:start + _BLOCK], sampling_rate)
-            per_lead[start:start + len(filtered)] = lead_features(
-                filtered, tables[start:start + len(filtered)], sampling_rate)
+            block = slice(start, start + len(filtered))
+            per_lead[block], extreme_beats[block] = lead_features(
+                filtered, tables[block], sampling_rate, with_extreme_beats=True)
     finally:
         bar.close()
 
@@ -281,7 +293,7 @@ def extract_features(
     result = FeatureTable(values=values, names=FEATURE_NAMES, failed=failed,
                           failure_reasons=reasons, fiducials=fiducials,
                           sampling_rate=sampling_rate, signal_length=length,
-                          fiducial_leads=lead_used.astype(str))
+                          fiducial_leads=lead_used.astype(str), extreme_beats=extreme_beats)
     seconds = time.perf_counter() - started
     logger.info("clinical features of %d records at %d Hz in %.1f s (%.1f ms/record)",
                 n, sampling_rate, seconds, 1000 * seconds / max(n, 1))

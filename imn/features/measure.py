@@ -284,19 +284,40 @@ def _reduce(values: np.ndarray, starts: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(how)
 
 
+# Per-lead features that one beat decides (the largest or smallest over the record's beats).
+EXTREME_FEATURES: tuple[str, ...] = tuple(spec[0] for spec in _LEAD_SPEC if spec[3] in ("max", "min"))
+
+
+def _attaining_beat(values: np.ndarray, aggregate: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``(R, 12)`` int: the first beat (counted within its record) whose ``values (B, 12)``
+    equal the record's ``aggregate (R, 12)``; -1 where the aggregate is NaN."""
+    counts = np.diff(np.append(starts, len(values)))
+    owner = np.repeat(np.arange(len(starts)), counts)  # (B,) record of each beat
+    position = np.arange(len(values)) - starts[owner]  # (B,) beat within its record
+    hits = values == aggregate[owner]  # NaN never equals
+    candidate = np.where(hits, position[:, None], np.iinfo(np.int64).max)
+    first = np.minimum.reduceat(candidate, starts, axis=0)
+    return np.where(first == np.iinfo(np.int64).max, -1, first)
+
+
 def lead_features(filtered: np.ndarray, fiducials: list[np.ndarray | None],
-                  sampling_rate: int) -> np.ndarray:
+                  sampling_rate: int, *, with_extreme_beats: bool = False):
     """Per-lead features ``(N, 12, len(LEAD_FEATURES))`` of a block of records.
 
     Args:
       filtered: ``(N, L, 12)`` band-passed signals (mV).
       fiducials: per record ``(B_i, len(FIDUCIALS))`` or ``None`` (failed: all NaN).
+      with_extreme_beats: also return int16 ``(N, 12, len(EXTREME_FEATURES))``: for each
+        max / min feature, the row of ``fiducials[i]`` of the beat that sets it (the first
+        if several tie), -1 where the feature is NaN. A map of the feature back onto the
+        ECG belongs on that beat, not on every beat.
     """
     n = len(filtered)
     out = np.full((n, len(LEADS), len(LEAD_FEATURES)), np.nan)
+    beats = np.full((n, len(LEADS), len(EXTREME_FEATURES)), -1, np.int16)
     usable = [i for i, f in enumerate(fiducials) if f is not None and len(f)]
     if not usable:
-        return out
+        return (out, beats) if with_extreme_beats else out
     table = np.concatenate([fiducials[i] for i in usable])
     record = np.concatenate([np.full(len(fiducials[i]), i) for i in usable])
     starts = np.concatenate([[0], np.cumsum([len(fiducials[i]) for i in usable])[:-1]])
@@ -309,10 +330,13 @@ def lead_features(filtered: np.ndarray, fiducials: list[np.ndarray | None],
                 continue
             aggregated[name] = _reduce(quantities[quantity], starts, how)
             out[usable, :, k] = aggregated[name]
+            if with_extreme_beats and name in EXTREME_FEATURES:
+                beats[usable, :, EXTREME_FEATURES.index(name)] = _attaining_beat(
+                    quantities[quantity], aggregated[name], starts)
         ratio = aggregated["T_amp_mean"] / aggregated["QRS_pp_mean"]
         out[usable, :, LEAD_FEATURES.index("T_R_ratio")] = np.where(
             np.isfinite(ratio), ratio, np.nan)
-    return out
+    return (out, beats) if with_extreme_beats else out
 
 
 def global_features(fiducials: np.ndarray, sampling_rate: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from imn.data.dataset import LEADS  # noqa: E402
 from imn.data.synthetic import CLASSES, EASY_DIFFICULTY, make_synthetic  # noqa: E402
 from imn.faithfulness.localization import dilate_time, relevance_mass_accuracy  # noqa: E402
 from imn.features import GLOBAL_FEATURES, LEAD_FEATURES, extract_features  # noqa: E402
+from imn.features.delineate import FID  # noqa: E402
 
 RATE = 100
 
@@ -74,3 +75,31 @@ def test_bad_shapes_are_named(fitted):
         shap_to_ecg(np.zeros((2, 3)), table)
     with pytest.raises(TypeError, match="XGBoost"):
         tree_shap(make_estimator("decision_tree"), table.values)
+
+
+def test_a_max_or_min_feature_lands_on_the_beat_that_sets_it(fitted):
+    """V2_R_amp_max is one beat's R wave: its SHAP value goes to that beat's QRS in V2, not to
+    every beat's. A table without the beats (built before they were kept) spreads it."""
+    import dataclasses
+
+    from baselines.tree_shap import extreme_beat_spans
+    from imn.features import EXTREME_FEATURES
+
+    _, table, _ = fitted
+    lead, e = LEADS.index("V2"), EXTREME_FEATURES.index("R_amp_max")
+    first, last = extreme_beat_spans(table)
+    rows = np.flatnonzero(first[:, lead, e] >= 0)
+    assert len(rows) >= 40
+    one_beat = _unit_map(table, "R_amp_max", ["V2"])
+    spread = _unit_map(dataclasses.replace(table, extreme_beats=None), "R_amp_max", ["V2"])
+    for i in rows:
+        column = one_beat[i, :, lead]
+        inside = np.zeros(column.shape, bool)
+        inside[first[i, lead, e]:last[i, lead, e] + 1] = True
+        np.testing.assert_allclose(column[inside].sum(), 1.0, rtol=1e-5)
+        assert not np.any(column[~inside])
+        assert np.count_nonzero(spread[i, :, lead]) > 2 * inside.sum()  # several beats
+        np.testing.assert_allclose(spread[i, :, lead].sum(), 1.0, rtol=1e-5)
+    # The beat is one of the record's: its QRS holds the record's R peak of that beat.
+    peaks = table.fiducials[rows, table.extreme_beats[rows, lead, e], FID["R_peak"]]
+    assert np.all((first[rows, lead, e] <= peaks) & (peaks <= last[rows, lead, e]))

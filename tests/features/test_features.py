@@ -115,6 +115,7 @@ def test_cache_round_trip(tmp_path):
     second = extract_features(dataset.signals, RATE, progress=False, cache_dir=tmp_path)
     np.testing.assert_array_equal(first.values, second.values)
     np.testing.assert_array_equal(first.fiducials, second.fiducials)
+    np.testing.assert_array_equal(first.extreme_beats, second.extreme_beats)
     assert list(second.fiducial_leads) == list(first.fiducial_leads)
 
 
@@ -136,6 +137,7 @@ def test_worker_processes_give_the_same_table():
     parallel = extract_features(dataset.signals, RATE, progress=False, use_cache=False, workers=2)
     np.testing.assert_array_equal(serial.values, parallel.values)
     np.testing.assert_array_equal(serial.fiducials, parallel.fiducials)
+    np.testing.assert_array_equal(serial.extreme_beats, parallel.extreme_beats)
 
 
 def test_qrs_bounds_in_the_p_wave_or_before_the_s_peak_are_refilled_from_plausible_beats():
@@ -186,3 +188,33 @@ def test_the_baseline_window_has_one_length_whatever_the_onsets_parity(rate):
     start, end = wave_spans(table, "baseline", rate)
     assert end[0] - start[0] == end[1] - start[1]
     assert np.all(end < table[:, FID["QRS_on"]])  # the window ends before the onset
+
+
+def test_the_beat_that_sets_a_max_is_the_one_made_largest():
+    """Double one beat's QRS in every lead: R_amp_max's beat is that beat wherever the R wave
+    is clearly positive, and R_amp_min's is another one (the beats are alike otherwise)."""
+    from imn.features import EXTREME_FEATURES
+    from imn.features.delineate import FID
+
+    dataset = make_synthetic(1, RATE, seed=4, difficulty=EASY_DIFFICULTY)
+    before = extract_features(dataset.signals, RATE, progress=False, use_cache=False)
+    beats = before.fiducials[0][np.isfinite(before.fiducials[0][:, FID["QRS_on"]])
+                                & np.isfinite(before.fiducials[0][:, FID["QRS_off"]])]
+    assert len(beats) >= 5
+    chosen = beats[len(beats) // 2]
+    signals = dataset.signals.copy()
+    window = slice(int(chosen[FID["QRS_on"]]), int(chosen[FID["QRS_off"]]) + 1)
+    signals[0, window] *= 2.0
+    after = extract_features(signals, RATE, progress=False, use_cache=False)
+    r_peaks = after.fiducials[0][:, FID["R_peak"]]
+    row = int(np.nanargmin(np.abs(r_peaks - chosen[FID["R_peak"]])))
+    positive = before.per_lead()[0, :, LEAD_FEATURES.index("R_amp_mean")] > 0.2
+    assert positive.sum() >= 4
+    top = after.extreme_beats[0, :, EXTREME_FEATURES.index("R_amp_max")]
+    bottom = after.extreme_beats[0, :, EXTREME_FEATURES.index("R_amp_min")]
+    assert np.all(top[positive] == row), (top, row)
+    assert np.all((bottom[positive] != row) & (bottom[positive] >= 0))
+    # A failed record has no beat for any feature.
+    flat = extract_features(np.zeros((1, 1000, 12)), RATE, progress=False, use_cache=False)
+    assert flat.extreme_beats.shape == (1, 12, len(EXTREME_FEATURES))
+    assert np.all(flat.extreme_beats == -1)
