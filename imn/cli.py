@@ -217,7 +217,7 @@ def cmd_trainability(args: argparse.Namespace) -> int:
     tasks = tuple(args.tasks.split(",")) if args.tasks else None
     study = make_study(args.preset, root, seeds=seeds, variants=variants, overrides=tuple(args.set),
                        tasks=tasks)
-    result = run_study(study, args.out, figures=not args.no_figures)
+    result = run_study(study, args.out, figures=not args.no_figures, train=not args.no_train)
     print(json.dumps({"out": args.out, "written": result["written"],
                       "total_seconds": result["total_seconds"]}, indent=2))
     return 0
@@ -489,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="config override for every run (e.g. epochs=30)")
     study.add_argument("--no-figures", action="store_true")
+    study.add_argument("--no-train", action="store_true",
+                       help="train nothing: tables and figures of the runs finished so far")
     study.set_defaults(func=cmd_trainability)
 
     recipe = commands.add_parser(

@@ -118,6 +118,22 @@ def test_tiny_synthetic_study_writes_table_curves_and_initial_logits(tmp_path):
     assert again["train_seconds"] == first["train_seconds"]
     assert again["total_seconds"] > first["total_seconds"]
     _check_calibration_of_runs_evaluated_before_it_was_reported(out, rows)
+    _check_no_train_reports_the_finished_runs_only(out, command)
+
+
+def _check_no_train_reports_the_finished_runs_only(out, command):
+    """A run still training (no metrics.json yet): --no-train leaves it alone and reports
+    the other seed, saying so in the seeds column."""
+    run = out / "runs/synthetic/cnn2d/seed1"
+    (run / "metrics.json").rename(run / "metrics.json.kept")
+    before = json.loads((out / "study.json").read_text())["train_seconds"]
+    assert main([*command, "--no-train"]) == 0
+    assert not (run / "metrics.json").exists()
+    assert json.loads((out / "study.json").read_text())["train_seconds"] == before
+    rows = {r["variant"]: r for r in _read_csv(out / "table_trainability.csv")}
+    assert (rows["cnn2d"]["seeds"], rows["imn_stable"]["seeds"]) == ("1", "2")
+    seed0 = json.loads((out / "runs/synthetic/cnn2d/seed0/metrics.json").read_text())
+    assert float(rows["cnn2d"]["test_macro_auroc_mean"]) == pytest.approx(seed0["test"]["macro_auroc"])
 
 
 def _check_calibration_of_runs_evaluated_before_it_was_reported(out, rows):

@@ -327,8 +327,18 @@ def _write_initial_logits(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- entry point
-def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
-    """Train what is missing, then write the table, curves and initial-logit figure."""
+def finished_history(workdir: Path) -> list[dict]:
+    """``metrics.jsonl`` of a finished run (one with ``metrics.json``); [] for a run still
+    training or not started, whose partial curve would read as a finished one."""
+    return read_history(workdir) if (workdir / "metrics.json").exists() else []
+
+
+def run_study(study: Study, out: str | Path, *, figures: bool = True,
+              train: bool = True) -> dict[str, Any]:
+    """Train what is missing, then write the table, curves and initial-logit figure.
+
+    ``train=False`` trains nothing: the tables and figures report the finished runs only
+    (each row says over how many seeds), for a study that is still running elsewhere."""
     from imn.plots.calibration import panel_sizes, plot_reliability_grid
     from imn.plots.trainability import plot_initial_logits, plot_learning_curves
 
@@ -336,7 +346,15 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
     train_labels: dict = {}  # training labels by data config, for runs that predate a key
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    seconds = train_all(study, out)
+    if train:
+        seconds = train_all(study, out)
+    else:
+        seconds = {}
+        missing = [f"{t}/{v}/seed{s}" for t, v, s in study.runs()
+                   if not (study.run_dir(out, t, v, s) / "metrics.json").exists()]
+        if missing:
+            logger.warning("%d of %d runs not finished, reported without them: %s",
+                           len(missing), len(study.runs()), ", ".join(missing))
     written = write_table(table_rows(study, out, train_labels), out / "table_trainability",
                           TABLE_COLUMNS)
     if per_class := per_class_table_rows(study, out):
@@ -345,8 +363,8 @@ def run_study(study: Study, out: str | Path, *, figures: bool = True) -> dict[st
     written += _write_initial_logits(logit_rows, out / "initial_logits")
     if figures:
         for task in study.tasks:
-            histories = {variant: [read_history(study.run_dir(out, task, variant, s)) for s in study.seeds]
-                         for variant in study.variants}
+            histories = {variant: [finished_history(study.run_dir(out, task, variant, s))
+                                   for s in study.seeds] for variant in study.variants}
             written += plot_learning_curves(histories, out / f"learning_curves_{task}", title=task)
             panels, floors = reliability_panels(study, out, task, "validation", train_labels)
             if panels:
